@@ -1,0 +1,44 @@
+# Two commands for a fresh machine with Python 3.11 and make:
+#   make demo   create .venv, install diffhep, run the main job on the CPU
+#   make test   same install plus the test extra, then pytest
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+# The main job runs on the CPU even where a GPU is visible.
+export JAX_PLATFORMS ?= cpu
+
+.PHONY: demo test test-slow test-all bench install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(PIP) install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: $(VENV)/.installed
+	$(BIN)/diffhep info
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+test-slow: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m slow
+
+test-all: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m 'slow or not slow'
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/run.py all
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,76 @@
+"""The `diffhep` command line (typer).
+
+Every workflow is a subcommand. Bad arguments print one line and exit with code 2
+(typer/click usage errors, and `BadArgument` raised by our own validation).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="diffhep",
+    help="Differentiable high-energy physics in JAX.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Differentiable high-energy physics in JAX. One subcommand per workflow."""
+
+
+def fail(message: str) -> None:
+    """Print a one-line error and exit with status 2 (bad argument)."""
+    typer.echo(f"diffhep: error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def info() -> None:
+    """Print diffhep, jax and jaxlib versions, the backend, devices and float64 state."""
+    import jax
+    import jaxlib
+
+    from .. import __version__
+
+    typer.echo(f"diffhep  {__version__}")
+    typer.echo(f"jax      {jax.__version__}")
+    typer.echo(f"jaxlib   {jaxlib.__version__}")
+    typer.echo(f"python   {sys.version.split()[0]}")
+    typer.echo(f"backend  {jax.default_backend()}")
+    for d in jax.devices():
+        typer.echo(f"device   {d.id}: {d.platform} {d.device_kind}")
+    typer.echo(f"float64  {'on' if jax.config.jax_enable_x64 else 'off'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point. Usage errors and `ValueError` from validation print one line
+    (no traceback) and give exit status 2."""
+    try:  # typer >= 0.17 vendors click
+        from typer._click import exceptions as cx
+    except ImportError:  # pragma: no cover - older typer
+        from click import exceptions as cx
+
+    exits = tuple({typer.Exit, getattr(cx, "Exit", typer.Exit)})
+    try:
+        rv = app(args=argv, standalone_mode=False, prog_name="diffhep")
+    except exits as err:
+        return sys.exit(err.exit_code)
+    except typer.Abort:
+        typer.echo("diffhep: aborted", err=True)
+        return sys.exit(1)
+    except cx.ClickException as err:
+        if type(err).__name__ == "NoArgsIsHelpError" and err.ctx is not None:
+            typer.echo(err.ctx.get_help())
+            return sys.exit(0)
+        typer.echo(f"diffhep: error: {err.format_message()}", err=True)
+        return sys.exit(err.exit_code)
+    except ValueError as err:
+        typer.echo(f"diffhep: error: {err}", err=True)
+        return sys.exit(2)
+    return sys.exit(rv if isinstance(rv, int) else 0)

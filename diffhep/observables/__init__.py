@@ -1,0 +1,16 @@
+"""Event shapes on ``(..., n, 4)`` momenta with a mask, and soft histograms.
+
+All take four-momenta `(E, px, py, pz)` in GeV with an optional `(..., n)` mask
+and return one value per event; all are differentiable (see each docstring for
+what is exact and where kinks lie).
+"""
+
+from ._durham import durham_y23 as durham_y23
+from ._histogram import soft_histogram as soft_histogram
+from ._shapes import (
+    aplanarity as aplanarity,
+    c_parameter as c_parameter,
+    jet_broadening as jet_broadening,
+    sphericity as sphericity,
+)
+from ._thrust import thrust as thrust, thrust_and_axis as thrust_and_axis, thrust_axis as thrust_axis

@@ -1,0 +1,28 @@
+"""Test configuration: float64 and strict rank promotion, set here and never on
+import of diffhep. Runtime shape checks come from `--jaxtyping-packages` in
+pyproject.toml."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+import jax.random as jr  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def key():
+    return jr.key(20261125)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261125)
+
+
+def massless(p3: np.ndarray) -> np.ndarray:
+    """`(…, 3)` three-momenta → `(…, 4)` massless four-momenta."""
+    e = np.linalg.norm(p3, axis=-1, keepdims=True)
+    return np.concatenate([e, p3], axis=-1)

@@ -1,0 +1,67 @@
+"""Package-level contracts: public API, no config flips on import, CLI."""
+
+import subprocess
+import sys
+
+import jax
+
+import diffhep
+
+
+def test_version():
+    assert isinstance(diffhep.__version__, str) and diffhep.__version__.count(".") >= 2
+
+
+def test_import_does_not_flip_jax_config():
+    code = (
+        "import jax; a = jax.config.jax_enable_x64; "
+        "import diffhep, diffhep.kinematics, diffhep.observables, diffhep.cli; "
+        "assert jax.config.jax_enable_x64 == a == False, jax.config.jax_enable_x64; "
+        "assert jax.config.jax_numpy_rank_promotion == 'allow'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_import_needs_no_optional_heavy_dependencies():
+    # pythia8mc, fastjet, awkward, vector, pylhe, pyhepmc must be imported lazily.
+    code = (
+        "import sys, diffhep, diffhep.kinematics, diffhep.observables, diffhep.cli\n"
+        "bad = [m for m in ('pythia8mc', 'fastjet', 'awkward', 'vector', 'pylhe', 'pyhepmc') "
+        "if m in sys.modules]\n"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_py_typed_marker():
+    from importlib.resources import files
+
+    assert files("diffhep").joinpath("py.typed").is_file()
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "diffhep", *args], capture_output=True, text=True
+    )
+
+
+def test_cli_help_lists_subcommands():
+    r = _cli("--help")
+    assert r.returncode == 0, r.stderr
+    assert "info" in r.stdout
+
+
+def test_cli_info():
+    r = _cli("info")
+    assert r.returncode == 0, r.stderr
+    for word in ("diffhep", "jax", "jaxlib", "backend", "device", "float64"):
+        assert word in r.stdout
+    assert jax.__version__ in r.stdout
+
+
+def test_cli_bad_argument_is_one_line_exit_2():
+    for args in (("no-such-command",), ("info", "--no-such-option")):
+        r = _cli(*args)
+        assert r.returncode == 2
+        assert "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -1,0 +1,452 @@
+"""A JAX port of MadGraph's HELAS wavefunctions and ALOHA vertices (``sm`` model).
+
+Conventions are MadGraph's own (HELAS, KEK-91-11; ALOHA, arXiv:1108.2041), so
+that our amplitudes agree with MadGraph's helicity by helicity, phases included:
+
+- A fermion or vector wavefunction is a complex array of shape ``(6,)``: entries
+  0–1 carry the momentum *flow* as ``(E + i p_z, p_x + i p_y)`` times the sign
+  HELAS gives it (``+p·nsv`` for vectors, ``−p·nsf`` for ``ixxxxx``, ``+p·nsf``
+  for ``oxxxxx``), entries 2–5 the four spinor or polarisation components in
+  HELAS's chiral basis. A scalar has shape ``(3,)``.
+- Vertices sum the flows of their inputs; an off-shell (internal) line with
+  flow ``f`` has momentum ``P = −f`` and gets the fixed-width denominator
+  ``COUP / (P² − M² + i M Γ)``.
+- Massive spinors follow HELAS exactly, including for momenta that are not on
+  the mass shell (MadGraph's tests feed massless RAMBO momenta to massive tops;
+  ``ixxxxx`` then uses ``ω± = sqrt(E ± |p|)`` with ``|p| = min(E, |p⃗|)``).
+
+Momenta are ``(E, p_x, p_y, p_z)`` in GeV, one particle (no batch axes); batch
+with `jax.vmap`. Helicities (``nhel``) may be traced integers, so that a kernel
+can be `vmap`-ed over helicity combinations. Every function is differentiable in
+the momenta, the masses and widths and the couplings; HELAS's special cases
+(``p⃗ = 0``, ``p_T = 0``, momenta along −z) are selected with the double-``where``
+so that values and gradients stay finite. Wavefunctions are ``complex128`` for
+float64 momenta and ``complex64`` for float32.
+"""
+
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Complex, Float, Int
+
+from .._safe import safe_div, safe_sqrt
+
+Wave = Complex[Array, "6"]
+ScalarWave = Complex[Array, "3"]
+Coupling = Complex[ArrayLike, ""]
+Real = Float[ArrayLike, ""]
+Helicity = Int[ArrayLike, ""] | int
+
+_SQH = 0.7071067811865476  # sqrt(1/2), as HELAS's `sqh`
+
+
+# ----------------------------------------------------------------- helpers
+def _cplx(re, im=0.0):
+    """`re + i·im`, complex64 for float32 inputs and complex128 for float64."""
+    re = jnp.asarray(re)
+    return re + 1j * jnp.asarray(im, dtype=re.dtype)
+
+
+def _flow_momentum(w: Array) -> Array:
+    """The real four-vector stored in entries 0–1 of a wavefunction."""
+    return jnp.stack([w[0].real, w[1].real, w[1].imag, w[0].imag])
+
+
+def _dot(a: Array, b: Array) -> Array:
+    """Minkowski product `a⁰b⁰ − a⃗·b⃗` (no complex conjugation) on the last axis."""
+    return a[..., 0] * b[..., 0] - a[..., 1] * b[..., 1] - a[..., 2] * b[..., 2] - a[..., 3] * b[..., 3]
+
+
+def _slash(v: Array) -> Array:
+    """ALOHA's ``γ·v`` as a 4×4 matrix in HELAS's chiral basis.
+
+    Read off MadGraph's generated ``FFV1_0``: the amplitude is
+    ``F1[2:] @ _slash(V3[2:]) @ F2[2:]`` times ``−i·COUP``.
+    """
+    v0, v1, v2, v3 = v[0], v[1], v[2], v[3]
+    z = jnp.zeros_like(v0)
+    return jnp.stack(
+        [
+            jnp.stack([z, z, v0 + v3, v1 + 1j * v2]),
+            jnp.stack([z, z, v1 - 1j * v2, v0 - v3]),
+            jnp.stack([v0 - v3, -v1 - 1j * v2, z, z]),
+            jnp.stack([-v1 + 1j * v2, v0 + v3, z, z]),
+        ]
+    )
+
+
+def _denominator(p: Array, mass: Real, width: Real) -> Array:
+    """``P² − M (M − iΓ)``: the fixed-width Breit–Wigner denominator."""
+    return _dot(p, p) - mass * (mass - 1j * width)
+
+
+def _pick(cond, a, b):
+    """`where(cond, a, b)` for complex or real scalars."""
+    return jnp.where(cond, a, b)
+
+
+def _p3(p: Array) -> Array:
+    return safe_sqrt(p[1] ** 2 + p[2] ** 2 + p[3] ** 2)
+
+
+# ------------------------------------------------------ external wavefunctions
+def _ixxxxx_massive(p: Array, fmass, nh: Array, nsf: int) -> Array:
+    """HELAS ``ixxxxx`` for `fmass != 0` (entries 2–5)."""
+    pp = jnp.minimum(p[0], _p3(p))
+    at_rest = pp == 0
+    # pp == 0: spinors of a particle at rest. We require fmass >= 0, so sqm[0] == sqm[1].
+    sqm = safe_sqrt(jnp.abs(fmass))
+    ip = (1 + nh) // 2
+    im = (1 - nh) // 2
+    rest = [ip * sqm, im * nsf * sqm, ip * nsf * sqm, im * sqm]
+    # pp != 0
+    up = nh == 1
+    sf0 = (1 + nsf + (1 - nsf) * nh) * 0.5
+    sf1 = (1 + nsf - (1 - nsf) * nh) * 0.5
+    omega0 = safe_sqrt(p[0] + pp)
+    omega1 = safe_div(fmass, omega0)
+    sfomega0 = sf0 * _pick(up, omega1, omega0)  # omega[ip]
+    sfomega1 = sf1 * _pick(up, omega0, omega1)  # omega[im]
+    pp3 = jnp.maximum(pp + p[3], 0.0)
+    chi0 = _cplx(safe_sqrt(safe_div(pp3 * 0.5, pp)))
+    chi1 = _pick(
+        pp3 == 0,
+        _cplx(-nh * jnp.ones_like(pp)),
+        safe_div(1.0, safe_sqrt(2.0 * pp * pp3)) * _cplx(nh * p[1], p[2]),
+    )
+    chi_ip = _pick(up, chi1, chi0)
+    chi_im = _pick(up, chi0, chi1)
+    moving = [sfomega0 * chi_im, sfomega0 * chi_ip, sfomega1 * chi_im, sfomega1 * chi_ip]
+    return jnp.stack([_pick(at_rest, _cplx(r), m) for r, m in zip(rest, moving)])
+
+
+def _oxxxxx_massive(p: Array, fmass, nh: Array, nhel: Array, nsf: int) -> Array:
+    """HELAS ``oxxxxx`` for `fmass != 0` (entries 2–5)."""
+    pp = jnp.minimum(p[0], _p3(p))
+    at_rest = pp == 0
+    sqm = safe_sqrt(jnp.abs(fmass))
+    ip = -((1 - nh) // 2) * nhel
+    im = (1 + nh) // 2 * nhel
+    rest = [im * sqm, ip * nsf * sqm, im * nsf * sqm, ip * sqm]
+    up = nh == 1
+    sf0 = (1 + nsf + (1 - nsf) * nh) * 0.5
+    sf1 = (1 + nsf - (1 - nsf) * nh) * 0.5
+    omega0 = safe_sqrt(p[0] + pp)
+    omega1 = safe_div(fmass, omega0)
+    sfomeg0 = sf0 * _pick(up, omega1, omega0)
+    sfomeg1 = sf1 * _pick(up, omega0, omega1)
+    pp3 = jnp.maximum(pp + p[3], 0.0)
+    chi0 = _cplx(safe_sqrt(safe_div(pp3 * 0.5, pp)))
+    chi1 = _pick(
+        pp3 == 0,
+        _cplx(-nh * jnp.ones_like(pp)),
+        safe_div(1.0, safe_sqrt(2.0 * pp * pp3)) * _cplx(nh * p[1], -p[2]),
+    )
+    chi_ip = _pick(up, chi1, chi0)
+    chi_im = _pick(up, chi0, chi1)
+    moving = [sfomeg1 * chi_im, sfomeg1 * chi_ip, sfomeg0 * chi_im, sfomeg0 * chi_ip]
+    return jnp.stack([_pick(at_rest, _cplx(r), m) for r, m in zip(rest, moving)])
+
+
+def _massless_chi(p: Array, nh: Array, nhel: Array, nsf: int, conj: bool) -> tuple[Array, Array]:
+    """The two-component spinor of a massless fermion (HELAS ``ixxxxx``/``oxxxxx``)."""
+    # HELAS puts a particle exactly along −z in its own branch (sqp0p3 = 0).
+    along_minus_z = (p[1] == 0) & (p[2] == 0) & (p[3] < 0)
+    sqp0p3 = jnp.where(along_minus_z, 0.0, safe_sqrt(jnp.maximum(p[0] + p[3], 0.0)) * nsf)
+    chi0 = _cplx(sqp0p3)
+    chi1 = _pick(
+        sqp0p3 == 0,
+        _cplx(-nhel * safe_sqrt(2.0 * p[0])),
+        safe_div(1.0, sqp0p3) * _cplx(nh * p[1], -p[2] if conj else p[2]),
+    )
+    return chi0, chi1
+
+
+def ixxxxx(p: Float[ArrayLike, "4"], fmass: Real, nhel: Helicity, nsf: int) -> Wave:
+    """HELAS ``ixxxxx``: the flowing-in fermion wavefunction ``u`` (or ``v`` for `nsf=-1`).
+
+    **Arguments:**
+    - `p`: four-momentum `(E, px, py, pz)` in GeV.
+    - `fmass`: fermion mass in GeV (≥ 0). A Python `0.0` selects HELAS's massless
+      branch at trace time; an array selects between the branches with `where`.
+    - `nhel`: helicity ±1 (may be traced).
+    - `nsf`: +1 for an incoming particle, −1 for an outgoing antiparticle (static).
+
+    **Returns:** complex `(6,)`, flow `−p·nsf` in entries 0–1.
+    """
+    p = jnp.asarray(p)
+    nhel = jnp.asarray(nhel)
+    nh = nhel * nsf
+    flow = [_cplx(-p[0] * nsf, -p[3] * nsf), _cplx(-p[1] * nsf, -p[2] * nsf)]
+    chi0, chi1 = _massless_chi(p, nh, nhel, nsf, conj=False)
+    zero = jnp.zeros_like(chi0)
+    up = nh == 1
+    massless = jnp.stack(
+        [_pick(up, zero, chi1), _pick(up, zero, chi0), _pick(up, chi0, zero), _pick(up, chi1, zero)]
+    )
+    if isinstance(fmass, (int, float)) and fmass == 0:
+        spin = massless
+    else:
+        fmass = jnp.asarray(fmass, dtype=p.dtype)
+        spin = jnp.where(fmass != 0, _ixxxxx_massive(p, fmass, nh, nsf), massless)
+    return jnp.concatenate([jnp.stack(flow), spin])
+
+
+def oxxxxx(p: Float[ArrayLike, "4"], fmass: Real, nhel: Helicity, nsf: int) -> Wave:
+    """HELAS ``oxxxxx``: the flowing-out fermion wavefunction ``ū`` (or ``v̄`` for `nsf=-1`).
+
+    **Arguments:** as `ixxxxx`; `nsf` is +1 for an outgoing particle and −1 for
+    an incoming antiparticle.
+
+    **Returns:** complex `(6,)`, flow `+p·nsf` in entries 0–1.
+    """
+    p = jnp.asarray(p)
+    nhel = jnp.asarray(nhel)
+    nh = nhel * nsf
+    flow = [_cplx(p[0] * nsf, p[3] * nsf), _cplx(p[1] * nsf, p[2] * nsf)]
+    chi0, chi1 = _massless_chi(p, nh, nhel, nsf, conj=True)
+    zero = jnp.zeros_like(chi0)
+    up = nh == 1
+    massless = jnp.stack(
+        [_pick(up, chi0, zero), _pick(up, chi1, zero), _pick(up, zero, chi1), _pick(up, zero, chi0)]
+    )
+    if isinstance(fmass, (int, float)) and fmass == 0:
+        spin = massless
+    else:
+        fmass = jnp.asarray(fmass, dtype=p.dtype)
+        spin = jnp.where(fmass != 0, _oxxxxx_massive(p, fmass, nh, nhel, nsf), massless)
+    return jnp.concatenate([jnp.stack(flow), spin])
+
+
+def vxxxxx(p: Float[ArrayLike, "4"], vmass: Real, nhel: Helicity, nsv: int) -> Wave:
+    """HELAS ``vxxxxx``: the polarisation vector of an external vector boson.
+
+    **Arguments:**
+    - `p`: four-momentum in GeV.
+    - `vmass`: mass in GeV (Python `0.0` selects the massless branch statically).
+    - `nhel`: helicity −1, +1, or 0 (massive only); may be traced.
+    - `nsv`: +1 for an outgoing, −1 for an incoming boson (static).
+
+    **Returns:** complex `(6,)`, flow `+p·nsv`; entries 2–5 are `ε^μ` (`ε*` for
+    outgoing bosons, as in HELAS).
+    """
+    p = jnp.asarray(p)
+    hel = jnp.asarray(nhel).astype(p.dtype)
+    e, px, py, pz = p[0], p[1], p[2], p[3]
+    flow = [_cplx(e * nsv, pz * nsv), _cplx(px * nsv, py * nsv)]
+    sign_pz = jnp.where(pz < 0, -1.0, 1.0)
+
+    # Massless: pp = E.
+    pt = safe_sqrt(px**2 + py**2)
+    has_pt = pt != 0
+    pzpt = safe_div(pz, e * pt) * _SQH * hel
+    massless = jnp.stack(
+        [
+            _cplx(jnp.zeros_like(e)),
+            _pick(has_pt, _cplx(-px * pzpt, -nsv * safe_div(py, pt) * _SQH), _cplx(-hel * _SQH)),
+            _pick(has_pt, _cplx(-py * pzpt, nsv * safe_div(px, pt) * _SQH), _cplx(0.0 * e, nsv * sign_pz * _SQH)),
+            _cplx(hel * safe_div(pt, e) * _SQH),
+        ]
+    )
+    if isinstance(vmass, (int, float)) and vmass == 0:
+        pol = massless
+    else:
+        vmass = jnp.asarray(vmass, dtype=p.dtype)
+        nsvahl = nsv * jnp.abs(hel)
+        hel0 = 1.0 - jnp.abs(hel)
+        pt2 = px**2 + py**2
+        pp = jnp.minimum(e, safe_sqrt(pt2 + pz**2))
+        ptm = jnp.minimum(pp, safe_sqrt(pt2))
+        at_rest = pp == 0
+        has_ptm = ptm != 0
+        emp = safe_div(e, vmass * pp)
+        pzptm = safe_div(pz, pp * ptm) * _SQH * hel
+        massive = jnp.stack(
+            [
+                _pick(at_rest, _cplx(0.0 * e), _cplx(hel0 * safe_div(pp, vmass))),
+                _pick(
+                    at_rest | ~has_ptm,
+                    _cplx(-hel * _SQH),
+                    _cplx(hel0 * px * emp - px * pzptm, -nsvahl * safe_div(py, ptm) * _SQH),
+                ),
+                _pick(
+                    at_rest,
+                    _cplx(0.0 * e, nsvahl * _SQH),
+                    _pick(
+                        has_ptm,
+                        _cplx(hel0 * py * emp - py * pzptm, nsvahl * safe_div(px, ptm) * _SQH),
+                        _cplx(0.0 * e, nsvahl * sign_pz * _SQH),
+                    ),
+                ),
+                _pick(at_rest, _cplx(hel0), _cplx(hel0 * pz * emp + hel * safe_div(ptm, pp) * _SQH)),
+            ]
+        )
+        pol = jnp.where(vmass != 0, massive, massless)
+    return jnp.concatenate([jnp.stack(flow), pol])
+
+
+def sxxxxx(p: Float[ArrayLike, "4"], nss: int) -> ScalarWave:
+    """HELAS ``sxxxxx``: an external scalar, complex `(3,)` = (flow, flow, 1)."""
+    p = jnp.asarray(p)
+    return jnp.stack([_cplx(p[0] * nss, p[3] * nss), _cplx(p[1] * nss, p[2] * nss), _cplx(jnp.ones_like(p[0]))])
+
+
+# ------------------------------------------------- fermion–fermion–vector
+def _ffv_amp(F1: Array, F2: Array, V3: Array, cl, cr) -> Array:
+    """``−i F1 · diag(cl, cl, cr, cr) · γ·V3 · F2``: the ALOHA FFV amplitudes.
+
+    FFV1 is `cl = cr = COUP`, FFV2 `(COUP, 0)`, FFV4 `(COUP, 2 COUP)`.
+    """
+    m = _slash(V3[2:])
+    return -1j * (cl * (F1[2:4] @ m[0:2] @ F2[2:]) + cr * (F1[4:6] @ m[2:4] @ F2[2:]))
+
+
+_METRIC = (1.0, -1.0, -1.0, -1.0)
+
+
+def _ffv_current(F1: Array, F2: Array, cl, cr) -> Array:
+    """``J^μ = F1 · diag(cl, cl, cr, cr) γ^μ · F2`` with the index raised."""
+    basis = jnp.eye(4, dtype=F1.real.dtype)
+    gammas = [_slash(basis[mu]) for mu in range(4)]
+    return jnp.stack(
+        [
+            _METRIC[mu] * (cl * (F1[2:4] @ g[0:2] @ F2[2:]) + cr * (F1[4:6] @ g[2:4] @ F2[2:]))
+            for mu, g in enumerate(gammas)
+        ]
+    )
+
+
+def _ffv_3(F1: Array, F2: Array, cl, cr, M3, W3, transverse_only: bool) -> Array:
+    flow = F1[0:2] + F2[0:2]
+    p3 = -_flow_momentum(flow)
+    j = _ffv_current(F1, F2, cl, cr)
+    if not transverse_only:
+        # Unitary-gauge propagator numerator −g^{μν} + P^μ P^ν / M² (OM3 = 0 for M = 0).
+        om3 = safe_div(1.0, M3 * M3)
+        j = j - p3 * om3 * _dot(p3, j)
+    return jnp.concatenate([flow, -1j * j / _denominator(p3, M3, W3)])
+
+
+def FFV1_0(F1: Wave, F2: Wave, V3: Wave, COUP: Coupling) -> Complex[Array, ""]:
+    """Amplitude of the vector coupling ``γ^μ`` (ALOHA ``FFV1_0``)."""
+    return _ffv_amp(F1, F2, V3, COUP, COUP)
+
+
+def FFV2_0(F1: Wave, F2: Wave, V3: Wave, COUP: Coupling) -> Complex[Array, ""]:
+    """Amplitude of ``γ^μ P_L``-type coupling (ALOHA ``FFV2_0``)."""
+    return _ffv_amp(F1, F2, V3, COUP, 0.0)
+
+
+def FFV4_0(F1: Wave, F2: Wave, V3: Wave, COUP: Coupling) -> Complex[Array, ""]:
+    """Amplitude of ALOHA's ``FFV4`` structure (``γ^μ P_L + 2 γ^μ P_R``)."""
+    return _ffv_amp(F1, F2, V3, COUP, 2.0 * COUP)
+
+
+def FFV2_4_0(F1: Wave, F2: Wave, V3: Wave, COUP1: Coupling, COUP2: Coupling) -> Complex[Array, ""]:
+    """``FFV2_0(COUP1) + FFV4_0(COUP2)``: the Z–fermion vertex of the sm model."""
+    return _ffv_amp(F1, F2, V3, COUP1 + COUP2, 2.0 * COUP2)
+
+
+def FFV1P0_3(F1: Wave, F2: Wave, COUP: Coupling, M3: Real, W3: Real) -> Wave:
+    """Off-shell massless vector (γ, g) from two fermions (ALOHA ``FFV1P0_3``)."""
+    return _ffv_3(F1, F2, COUP, COUP, M3, W3, transverse_only=True)
+
+
+def FFV2_4_3(F1: Wave, F2: Wave, COUP1: Coupling, COUP2: Coupling, M3: Real, W3: Real) -> Wave:
+    """Off-shell massive vector (Z) from two fermions, unitary gauge (ALOHA ``FFV2_4_3``)."""
+    return _ffv_3(F1, F2, COUP1 + COUP2, 2.0 * COUP2, M3, W3, transverse_only=False)
+
+
+def FFV2_3(F1: Wave, F2: Wave, COUP: Coupling, M3: Real, W3: Real) -> Wave:
+    """Off-shell massive vector from ``FFV2`` (ALOHA ``FFV2_3``; W boson)."""
+    return _ffv_3(F1, F2, COUP, 0.0, M3, W3, transverse_only=False)
+
+
+def FFV1_1(F2: Wave, V3: Wave, COUP: Coupling, M1: Real, W1: Real) -> Wave:
+    """Off-shell fermion from the `F2` leg and a vector (ALOHA ``FFV1_1``).
+
+    **Returns:** `COUP·i (M − γ·P)(γ·V3) F2 / (P² − M² + iMΓ)` with `P = −flow`.
+    """
+    flow = F2[0:2] + V3[0:2]
+    p1 = -_flow_momentum(flow)
+    eye = jnp.eye(4, dtype=F2.dtype)
+    num = (M1 * eye - _slash(p1)) @ _slash(V3[2:]) @ F2[2:]
+    return jnp.concatenate([flow, COUP * 1j * num / _denominator(p1, M1, W1)])
+
+
+def FFV1_2(F1: Wave, V3: Wave, COUP: Coupling, M2: Real, W2: Real) -> Wave:
+    """Off-shell fermion from the `F1` leg and a vector (ALOHA ``FFV1_2``).
+
+    **Returns:** `COUP·i F1 (γ·V3)(γ·P + M) / (P² − M² + iMΓ)` with `P = −flow`.
+    """
+    flow = F1[0:2] + V3[0:2]
+    p2 = -_flow_momentum(flow)
+    eye = jnp.eye(4, dtype=F1.dtype)
+    num = F1[2:] @ _slash(V3[2:]) @ (_slash(p2) + M2 * eye)
+    return jnp.concatenate([flow, COUP * 1j * num / _denominator(p2, M2, W2)])
+
+
+# ------------------------------------------------------------ gauge vertices
+def VVV1_0(V1: Wave, V2: Wave, V3: Wave, COUP: Coupling) -> Complex[Array, ""]:
+    """Three-gluon amplitude (ALOHA ``VVV1_0``), all momenta taken from the flows."""
+    p1, p2, p3 = _flow_momentum(V1), _flow_momentum(V2), _flow_momentum(V3)
+    v1, v2, v3 = V1[2:], V2[2:], V3[2:]
+    return (
+        1j
+        * COUP
+        * (
+            _dot(v1, v2) * _dot(p2 - p1, v3)
+            + _dot(v1, v3) * _dot(p1 - p3, v2)
+            + _dot(v2, v3) * _dot(p3 - p2, v1)
+        )
+    )
+
+
+def VVV1P0_1(V2: Wave, V3: Wave, COUP: Coupling, M1: Real, W1: Real) -> Wave:
+    """Off-shell gluon from two gluons (ALOHA ``VVV1P0_1``; no ``p p/M²`` term)."""
+    flow = V2[0:2] + V3[0:2]
+    p1 = -_flow_momentum(flow)
+    p2, p3 = _flow_momentum(V2), _flow_momentum(V3)
+    v2, v3 = V2[2:], V3[2:]
+    num = _dot(v2, v3) * (p3 - p2) + v2 * _dot(p2 - p1, v3) + v3 * _dot(p1 - p3, v2)
+    return jnp.concatenate([flow, COUP * 1j * num / _denominator(p1, M1, W1)])
+
+
+def _vvvv_current(V2, V3, V4, COUP, M1, W1, a, b):
+    flow = V2[0:2] + V3[0:2] + V4[0:2]
+    p1 = -_flow_momentum(flow)
+    return jnp.concatenate([flow, COUP * 1j * (a - b) / _denominator(p1, M1, W1)])
+
+
+def VVVV1P0_1(V2: Wave, V3: Wave, V4: Wave, COUP: Coupling, M1: Real, W1: Real) -> Wave:
+    """Off-shell gluon from the ``VVVV1`` four-gluon structure (ALOHA ``VVVV1P0_1``)."""
+    v2, v3, v4 = V2[2:], V3[2:], V4[2:]
+    return _vvvv_current(V2, V3, V4, COUP, M1, W1, v3 * _dot(v2, v4), v4 * _dot(v3, v2))
+
+
+def VVVV3P0_1(V2: Wave, V3: Wave, V4: Wave, COUP: Coupling, M1: Real, W1: Real) -> Wave:
+    """Off-shell gluon from the ``VVVV3`` four-gluon structure (ALOHA ``VVVV3P0_1``)."""
+    v2, v3, v4 = V2[2:], V3[2:], V4[2:]
+    return _vvvv_current(V2, V3, V4, COUP, M1, W1, v2 * _dot(v3, v4), v4 * _dot(v3, v2))
+
+
+def VVVV4P0_1(V2: Wave, V3: Wave, V4: Wave, COUP: Coupling, M1: Real, W1: Real) -> Wave:
+    """Off-shell gluon from the ``VVVV4`` four-gluon structure (ALOHA ``VVVV4P0_1``)."""
+    v2, v3, v4 = V2[2:], V3[2:], V4[2:]
+    return _vvvv_current(V2, V3, V4, COUP, M1, W1, v2 * _dot(v3, v4), v3 * _dot(v2, v4))
+
+
+def VVVV1_0(V1: Wave, V2: Wave, V3: Wave, V4: Wave, COUP: Coupling) -> Complex[Array, ""]:
+    """Four-gluon amplitude, ``VVVV1`` structure (ALOHA ``VVVV1_0``)."""
+    v1, v2, v3, v4 = V1[2:], V2[2:], V3[2:], V4[2:]
+    return 1j * COUP * (_dot(v1, v3) * _dot(v2, v4) - _dot(v2, v3) * _dot(v1, v4))
+
+
+def VVVV3_0(V1: Wave, V2: Wave, V3: Wave, V4: Wave, COUP: Coupling) -> Complex[Array, ""]:
+    """Four-gluon amplitude, ``VVVV3`` structure (ALOHA ``VVVV3_0``)."""
+    v1, v2, v3, v4 = V1[2:], V2[2:], V3[2:], V4[2:]
+    return 1j * COUP * (_dot(v1, v2) * _dot(v3, v4) - _dot(v2, v3) * _dot(v1, v4))
+
+
+def VVVV4_0(V1: Wave, V2: Wave, V3: Wave, V4: Wave, COUP: Coupling) -> Complex[Array, ""]:
+    """Four-gluon amplitude, ``VVVV4`` structure (ALOHA ``VVVV4_0``)."""
+    v1, v2, v3, v4 = V1[2:], V2[2:], V3[2:], V4[2:]
+    return 1j * COUP * (_dot(v1, v2) * _dot(v3, v4) - _dot(v1, v3) * _dot(v2, v4))

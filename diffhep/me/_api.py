@@ -43,7 +43,7 @@ def _batched(process: Process, momenta: Array, params: SMParameters) -> Array:
 
 
 def matrix_element(
-    process: str, momenta: Float[ArrayLike, "*batch n 4"], params: SMParameters | None = None
+    process: str, momenta: ArrayLike, params: SMParameters | None = None
 ) -> Float[Array, "*batch"]:
     """Tree-level |M|² of a Standard Model process, as MadGraph computes it.
 

@@ -143,6 +143,29 @@ def test_madgraph_reference_dump(params, process):
     np.testing.assert_allclose(ours, reference, rtol=1e-12, atol=0)
 
 
+def test_bbx_ttx_dump(params):
+    # Massive b quarks (MB = 4.7) on massless momenta: 5e-5 away from u u~ > t t~.
+    momenta, reference = load_dump("dump_sm_bbx_ttx.txt")
+    ours = np.asarray(me.matrix_element("b b~ > t t~", momenta, params))
+    np.testing.assert_allclose(ours, reference, rtol=1e-12, atol=0)
+    assert np.all(np.abs(np.asarray(me.matrix_element("u u~ > t t~", momenta, params)) / reference - 1) > 1e-5)
+
+
+def test_uux_ttxg_single_diagram_enhanced_dump(params):
+    # MadGraph's `.txt2` dumps are multichannel: |M|² · |A_1|² / Σ_k |A_k|², each
+    # summed over helicities, for channel 1 (diagram 1). Every diagram of
+    # u u~ > t t~ g is a single amplitude line of our description.
+    from diffhep.me._process import helicity_amplitudes
+
+    momenta, reference = load_dump("dump_sm_uux_ttxg.txt")
+    process = me.get_process("u u~ > t t~ g")
+    amps = jax.vmap(lambda p: helicity_amplitudes(process, p, params))(jnp.asarray(momenta))
+    per_diagram = np.sum(np.abs(np.asarray(amps)) ** 2, axis=1)  # (events, diagrams)
+    weight = per_diagram[:, 0] / per_diagram.sum(-1)
+    ours = np.asarray(me.matrix_element("u u~ > t t~ g", momenta, params))
+    np.testing.assert_allclose(ours * weight, reference, rtol=1e-12, atol=0)
+
+
 def test_uux_ddx_analytic(params):
     momenta, reference = load_dump(DUMPS["u u~ > d d~"])
     p = momenta
@@ -338,7 +361,7 @@ def test_processes_listed():
     known = me.processes()
     for process in DUMPS:
         assert process in known
-    assert "b b~ > t t~" in known
+    assert "b b~ > t t~" in known and "u u~ > t t~ g" in known
 
 
 def test_unknown_process_raises():

@@ -233,8 +233,10 @@ def _helicity_index(process: Process) -> np.ndarray:
     return idx
 
 
-def _jamps(process: Process, externals: list[Array], couplings: dict[str, Array], masses: dict[str, Array]) -> Array:
-    """Colour-flow amplitudes `(n_colour,)` for one helicity combination."""
+def _amplitudes(
+    process: Process, externals: list[Array], couplings: dict[str, Array], masses: dict[str, Array]
+) -> Array:
+    """The amplitude of every amplitude call `(n_amplitudes,)` for one helicity combination."""
     w: dict[int, Array] = dict(enumerate(externals))
     amps = []
     for call in process.calls:
@@ -244,9 +246,25 @@ def _jamps(process: Process, externals: list[Array], couplings: dict[str, Array]
             amps.append(fn(*args))
         else:
             w[call.out] = fn(*args, *(_mass_value(masses, m) for m in call.masses))
-    cdtype = externals[0].dtype
-    coefficients = jnp.asarray(np.array(process.jamp_coefficients), dtype=cdtype)
-    return coefficients @ jnp.stack(amps)
+    return jnp.stack(amps)
+
+
+def helicity_amplitudes(process: Process, momenta: Float[ArrayLike, "n 4"], params: SMParameters) -> Array:
+    """Amplitudes `(n_helicities, n_amplitudes)` of one event, before colour algebra.
+
+    Rows follow `process.helicities()`, columns the amplitude lines of the
+    description. For diagnostics, e.g. MadGraph's single-diagram-enhancement weights.
+    """
+    momenta = jnp.asarray(momenta)
+    couplings = {k: v.astype(jnp.result_type(momenta.dtype, jnp.complex64)) for k, v in params.couplings().items()}
+    masses = params.masses()
+    states = _external_wavefunctions(process, momenta, masses)
+
+    def one_helicity(idx):
+        externals = [states[k][idx[k]] for k in range(process.n_external)]
+        return _amplitudes(process, externals, couplings, masses)
+
+    return jax.vmap(one_helicity)(jnp.asarray(_helicity_index(process)))
 
 
 def matrix_element_kernel(
@@ -262,17 +280,10 @@ def matrix_element_kernel(
 
     **Returns:** a 0-d array in GeV^(8−2n). Differentiable in `momenta` and `params`.
     """
+    amps = helicity_amplitudes(process, momenta, params)  # (n_helicities, n_amplitudes)
+    coefficients = jnp.asarray(np.array(process.jamp_coefficients), dtype=amps.dtype)
+    jamps = amps @ coefficients.T  # (n_helicities, n_colour)
     momenta = jnp.asarray(momenta)
-    couplings = {k: v.astype(jnp.result_type(momenta.dtype, jnp.complex64)) for k, v in params.couplings().items()}
-    masses = params.masses()
-    states = _external_wavefunctions(process, momenta, masses)
-    index = _helicity_index(process)
-
-    def one_helicity(idx):
-        externals = [states[k][idx[k]] for k in range(process.n_external)]
-        return _jamps(process, externals, couplings, masses)
-
-    jamps = jax.vmap(one_helicity)(jnp.asarray(index))  # (n_helicities, n_colour)
     colour = np.array(process.colour_matrix) / np.array(process.colour_denominators)[:, None]
     colour = jnp.asarray(colour, dtype=momenta.dtype)
     # Re(J† C J): C is real, so this is Re(J)·C·Re(J) + Im(J)·C·Im(J).

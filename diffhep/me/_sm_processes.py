@@ -109,4 +109,24 @@ FFV1_0(w3, w2, w6, GC_11) -> -1@1 +1@2 -1@3 +1@4
 FFV1_0(w3, w2, w9, GC_11) -> -1@0 +1@2 +1@4 -1@5
 """
 
-SM_PROCESSES: tuple[str, ...] = (EPEM_MUPMUM, UUX_DDX, UUX_TTX, BBX_TTX, GG_TTX, GG_TTXG)
+
+UUX_TTXG = """
+process: u u~ > t t~ g
+externals: i(ZERO,+1) o(ZERO,-1) o(MT,+1) i(MT,-1) v(ZERO,+1)
+average: 36
+colour_denominators: 1 1 1 1
+colour_matrix: 12 4 4 0 / 4 12 0 4 / 4 0 12 4 / 0 4 4 12
+w5 = FFV1_2(w0, w4, GC_11, ZERO, ZERO)
+w6 = FFV1P0_3(w3, w2, GC_11, ZERO, ZERO)
+FFV1_0(w5, w1, w6, GC_11) -> -1/2@1 +1/6@3
+w5 = FFV1_1(w2, w4, GC_11, MT, WT)
+w7 = FFV1P0_3(w0, w1, GC_11, ZERO, ZERO)
+FFV1_0(w3, w5, w7, GC_11) -> +1/6@0 -1/2@1
+w5 = FFV1_2(w3, w4, GC_11, MT, WT)
+FFV1_0(w5, w2, w7, GC_11) -> +1/6@0 -1/2@2
+w5 = FFV1_1(w1, w4, GC_11, ZERO, ZERO)
+FFV1_0(w0, w5, w6, GC_11) -> -1/2@2 +1/6@3
+VVV1_0(w4, w7, w6, GC_10) -> +i/2@1 -i/2@2
+"""
+
+SM_PROCESSES: tuple[str, ...] = (EPEM_MUPMUM, UUX_DDX, UUX_TTX, BBX_TTX, GG_TTX, GG_TTXG, UUX_TTXG)

@@ -1,0 +1,17 @@
+"""Differentiable discrete-QCD parton shower for e+e- → γ*/Z → q q̄ (see `_shower`)."""
+
+from ._model import (
+    ALPHA_S_RANGE as ALPHA_S_RANGE,
+    MZ as MZ,
+    DiscreteQCD as DiscreteQCD,
+    alpha_s_from_lambda as alpha_s_from_lambda,
+    lambda_qcd as lambda_qcd,
+    running_alpha_s as running_alpha_s,
+)
+from ._shower import (
+    OVERFLOW_TOLERANCE as OVERFLOW_TOLERANCE,
+    ShowerEvent as ShowerEvent,
+    sample as sample,
+    shower_event as shower_event,
+    simulate as simulate,
+)

@@ -13,7 +13,8 @@ that our amplitudes agree with MadGraph's helicity by helicity, phases included:
   ``COUP / (P² − M² + i M Γ)``.
 - Massive spinors follow HELAS exactly, including for momenta that are not on
   the mass shell (MadGraph's tests feed massless RAMBO momenta to massive tops;
-  ``ixxxxx`` then uses ``ω± = sqrt(E ± |p|)`` with ``|p| = min(E, |p⃗|)``).
+  ``ixxxxx`` then uses ``ω₊ = sqrt(E + |p|)``, ``ω₋ = m/ω₊`` with
+  ``|p| = min(E, |p⃗|)``, which is exact only on shell).
 
 Momenta are ``(E, p_x, p_y, p_z)`` in GeV, one particle (no batch axes); batch
 with `jax.vmap`. Helicities (``nhel``) may be traced integers, so that a kernel

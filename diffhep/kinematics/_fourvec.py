@@ -120,10 +120,11 @@ def from_ptetaphim(
     phi_: Float[ArrayLike, "*b"],
     m: Float[ArrayLike, "*b"],
 ) -> Float[Array, "*b 4"]:
-    """Build `(E, px, py, pz)` from `(p_T, η, φ, m)`; differentiable in all four."""
+    """Build `(E, px, py, pz)` from `(p_T, η, φ, m)`; differentiable in all four
+    (gradient of `E` finite, zero, at `p_T = m = 0`)."""
     pt_, eta_, phi_, m = (jnp.asarray(x) for x in (pt_, eta_, phi_, m))
     px = pt_ * jnp.cos(phi_)
     py = pt_ * jnp.sin(phi_)
     pz = pt_ * jnp.sinh(eta_)
-    e = jnp.sqrt(m**2 + (pt_ * jnp.cosh(eta_)) ** 2)
+    e = safe_sqrt(m**2 + (pt_ * jnp.cosh(eta_)) ** 2)
     return jnp.stack([e, px, py, pz], axis=-1)

@@ -100,14 +100,18 @@ def rotation_to_z(direction: Float[ArrayLike, "3"]) -> Float[Array, "3 3"]:
     d = jnp.asarray(direction)
     r = safe_sqrt(jnp.sum(d**2))
     n = safe_div(d, r * jnp.ones(3))
-    # Rotation taking n to z: axis n × z = (n_y, -n_x, 0), cos = n_z.
-    # Closed form R = I + K + K²/(1 + c) is singular at c = -1 (n = -z): there we
-    # use the rotation by π about x instead.
+    # Rotation taking n to z: axis n × z = (n_y, -n_x, 0), cos = n_z, and
+    # R = I + K + K²/(1 + c). Near n = -z, 1 + c cancels catastrophically (a
+    # relative error 1e-16/(1 + c) in R), so there we use the exact identity
+    # 1 + c = (n_x² + n_y²)/(1 − c). Exactly at n = -z (n_x = n_y = 0, c < 0) the
+    # smallest rotation is not unique: we use the rotation by π about x.
     c = n[2]
-    anti = c <= -1.0 + 1e-12
-    c_safe = jnp.where(anti, 0.0, c)
+    sxy = n[0] ** 2 + n[1] ** 2
+    anti = (c < 0) & (sxy == 0)
+    one_plus_c = jnp.where(c >= 0, 1.0 + c, sxy / (1.0 - jnp.minimum(c, 0.0)))
+    one_plus_c = jnp.where(anti, 1.0, one_plus_c)
     k = jnp.array([[0.0, 0.0, -n[0]], [0.0, 0.0, -n[1]], [n[0], n[1], 0.0]], dtype=n.dtype)
-    r_gen = jnp.eye(3, dtype=n.dtype) + k + (k @ k) / (1.0 + c_safe)
+    r_gen = jnp.eye(3, dtype=n.dtype) + k + (k @ k) / one_plus_c
     r_flip = jnp.diag(jnp.array([1.0, -1.0, -1.0], dtype=n.dtype))
     return jnp.where(anti, r_flip, r_gen)
 

@@ -105,7 +105,11 @@ class Events(eqx.Module):
     def __getitem__(self, index: Any) -> Events:
         """Select events by integer, slice, index array or boolean array (outside jit for
         boolean selections, whose result size depends on values)."""
-        if isinstance(index, int):
+        if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
+            # Keep the event axis: an integer selects a batch of one event.
+            index = int(index)
+            if not -self.n_events <= index < self.n_events:
+                raise IndexError(f"event index {index} out of range for {self.n_events} events")
             index = slice(index, index + 1 if index != -1 else None)
         return Events(
             self.momenta[index], self.mask[index], self.pdg[index], self.weights[index]

@@ -5,6 +5,7 @@ and return one value per event; all are differentiable (see each docstring for
 what is exact and where kinks lie).
 """
 
+from ._buckets import MultiplicityBuckets as MultiplicityBuckets
 from ._durham import durham_y23 as durham_y23
 from ._histogram import soft_histogram as soft_histogram
 from ._shapes import (

@@ -10,6 +10,9 @@ from ._model import (
 )
 from ._shower import (
     OVERFLOW_TOLERANCE as OVERFLOW_TOLERANCE,
+    Layout as Layout,
+    layout as layout,
+    realize as realize,
     ShowerEvent as ShowerEvent,
     sample as sample,
     shower_event as shower_event,

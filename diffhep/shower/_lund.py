@@ -31,7 +31,7 @@ from .._safe import safe_log
 _NEWTON_STEPS = 12
 
 
-def _solve_corner(c: Array) -> Array:
+def _solve_corner(c: Array, w_init: Array | None = None) -> Array:
     """Root w ≤ 0 of e^w − w − 1 = c (c ≥ 0); returns w = ln(κ/t0).
 
     Newton from the left converges monotonically (the function is convex and
@@ -43,6 +43,9 @@ def _solve_corner(c: Array) -> Array:
     # Start left of the root: for small c the root is ≈ −sqrt(2c); −sqrt(2c) − c
     # is always to its left since e^w − w − 1 ≥ w²/2 + w³/6 there.
     w = -jnp.sqrt(2.0 * c0) - c0
+    steps = _NEWTON_STEPS
+    if w_init is not None:  # a converged root from an earlier pass: only the final step
+        w, steps = jax.lax.stop_gradient(w_init), 0
 
     tiny = jnp.finfo(c.dtype).tiny
 
@@ -54,7 +57,8 @@ def _solve_corner(c: Array) -> Array:
         g = jnp.exp(w) - w - 1.0 - c0
         return jnp.minimum(w - g / slope(w), 0.0), None
 
-    w, _ = jax.lax.scan(step, w, None, length=_NEWTON_STEPS)
+    if steps:
+        w, _ = jax.lax.scan(step, w, None, length=steps)
     w = jax.lax.stop_gradient(w)
     return w - (jnp.exp(w) - w - 1.0 - c) / slope(w)
 
@@ -75,15 +79,18 @@ def sample_bin(
     u_kappa: Array,
     u_y: Array,
     frozen: bool,
-) -> tuple[Array, Array]:
+    w_init: Array | None = None,
+) -> tuple[Array, Array, Array]:
     """Hardest emission `(κ, y)` of bin `b` in a triangle of base `base`.
 
     **Arguments:** `b` integer bin index; `base` K; `a` the density coefficient;
     `delta_y` bin width; `u_kappa`, `u_y` uniforms in (0, 1).
 
-    **Returns:** `κ` (may lie below the cutoff, or be −inf-like for an empty bin: the
-    caller compares with κ_c) and the rapidity `y` in the triangle's coordinates.
-    Both are differentiable in `base`, `a` and `delta_y`.
+    **Returns:** `κ` (may lie below the cutoff, or be −1 for an empty bin: the caller
+    compares with κ_c), the rapidity `y` in the triangle's coordinates, and `w`, the
+    corner solution ln(κ/t0) (pass it back as `w_init` to recompute the same point with
+    a single Newton step, e.g. in a differentiable second pass). `κ` and `y` are
+    differentiable in `base`, `a` and `delta_y`.
     """
     m = jnp.where(b == 0, 2.0, 1.0)
     u0, u1, t0, t1 = bin_geometry(b, base, delta_y)
@@ -94,12 +101,13 @@ def sample_bin(
         k_rect = 0.5 * (t0s + t1) - r / (a * delta_y)
         k_corner = t0s - 2.0 * jnp.sqrt(r / (a * m))
         kappa = jnp.where((t1 > 0.0) & (k_rect <= t1), k_rect, k_corner)
+        w = jnp.zeros_like(kappa)
     else:
         t1p = t1 > 0.0
         t1s = jnp.where(t1p, t1, 1.0)
         log_kbar = (t0s * safe_log(t0s) - t1s * safe_log(t1s)) / jnp.where(t1p, t0s - t1s, 1.0) - 1.0
         k_rect = jnp.exp(log_kbar - r / (a * delta_y))
-        w = _solve_corner(2.0 * r / (a * m * t0s))
+        w = _solve_corner(2.0 * r / (a * m * t0s), w_init)
         k_corner = t0s * jnp.exp(w)
         use_rect = t1p & (k_rect <= t1s)
         kappa = jnp.where(use_rect, k_rect, k_corner)
@@ -111,7 +119,7 @@ def sample_bin(
     y_side = sign * (u0 + u_y * (hi - u0))
     y_centre = (2.0 * u_y - 1.0) * hi
     y = jnp.where(b == 0, y_centre, y_side)
-    return kappa, y
+    return kappa, y, w
 
 
 def log_no_emission(

@@ -13,7 +13,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._events import Events
-from ._cascade import Emissions, cascade
+from ._cascade import Emissions, Structure, cascade_structure, emission_values
 from ._kinematics import (
     LOG4,
     _BIG0,
@@ -32,11 +32,12 @@ OVERFLOW_TOLERANCE = 1e-4
 
 
 class ShowerEvent(NamedTuple):
-    """One showered event with `capacity` slots: q, q̄, then the gluon slots."""
+    """One showered event: q, q̄, then the gluons in the order they were emitted
+    (decreasing k⊥); `slots = n_steps + 2 ≤ capacity`."""
 
-    momenta: Float[Array, "capacity 4"]
-    mask: Bool[Array, " capacity"]
-    pdg: Int[Array, " capacity"]
+    momenta: Float[Array, "slots 4"]
+    mask: Bool[Array, " slots"]
+    pdg: Int[Array, " slots"]
     weight: Float[Array, ""]
     overflow: Bool[Array, ""]
 
@@ -59,77 +60,112 @@ def _born(key: PRNGKeyArray, model: DiscreteQCD, dtype) -> tuple[Array, Array, A
     return q, qbar, flavour
 
 
-def _kinematics(model: DiscreteQCD, em: Emissions, q: Array, qbar: Array) -> tuple[Array, Array]:
-    """Apply the emissions in decreasing κ; return momenta `(capacity, 4)` and the
-    hardest-emission weight."""
-    dtype = q.dtype
-    n_em = model.capacity - 2
-    n_part = model.capacity
-    depth_max = model.key_depth
-    lam = model.lambda_qcd
-    big_l = model.log_s
-    kc = model.kappa_cut
+class Steps(NamedTuple):
+    """The emission sequence of one event: at step j parton `emitter[j]` (a parton index,
+    2 + slot) is radiated by the dipole (`left[j]`, `right[j]`). Discrete, locally
+    constant in the parameters."""
 
-    # Parton tables: index 0 = q, 1 = q̄, 2 + i = emission slot i.
-    zeros_d = jnp.zeros((2, depth_max), dtype)
+    emitted: Int[Array, " E"]
+    left: Int[Array, " E"]
+    right: Int[Array, " E"]
+    valid: Bool[Array, " E"]
+
+
+def _tables(model: DiscreteQCD, em: Emissions) -> dict:
+    """Per-parton tables (index 0 = q, 1 = q̄, 2 + i = emission slot i)."""
+    dtype = em.kappa.dtype
+    big_l = model.log_s
+    zeros_d = jnp.zeros((2, model.key_depth), dtype)
     depth = jnp.concatenate([jnp.zeros(2, jnp.int32), em.depth])
     coord = jnp.concatenate([zeros_d, em.coord])
     owner = jnp.concatenate([zeros_d.at[:, 0].set(big_l), em.owner_kappa])
     keys = keys_from_coords(coord, depth)
     keys = keys.at[0, 0].set(-_BIG0).at[1, 0].set(_BIG0)
     kappa = jnp.concatenate([jnp.stack([big_l, big_l]), em.kappa])
-    is_gluon = jnp.arange(n_part) >= 2
+    return dict(depth=depth, coord=coord, owner=owner, keys=keys, kappa=kappa)
 
-    order = jnp.argsort(jnp.where(em.valid, -em.kappa, jnp.inf))
-    p0 = jnp.zeros((n_part, 4), dtype).at[0].set(q).at[1].set(qbar)
-    chain0 = jnp.zeros(n_part, jnp.int32).at[1].set(1)
-    present0 = jnp.zeros(n_part, bool).at[:2].set(True)
+
+def colour_steps(model: DiscreteQCD, em: Emissions) -> Steps:
+    """Order the emissions by decreasing κ and find each one's dipole (no gradients)."""
+    em = jax.lax.stop_gradient(em)
+    t = _tables(jax.lax.stop_gradient(model), em)
+    n_em = model.capacity - 2
+    n_part = model.capacity
+    order = jnp.argsort(jnp.where(em.valid, -em.kappa, jnp.inf)).astype(jnp.int32)
+    n_valid = jnp.sum(em.valid, dtype=jnp.int32)
     slots = jnp.arange(n_part)
 
+    def body(carry):
+        j, chain, present, left, right = carry
+        e = order[j] + 2
+        rank = jnp.sum(present & lex_less(t["keys"], t["keys"][e]), dtype=jnp.int32)
+        left = left.at[j].set(chain[rank - 1])
+        right = right.at[j].set(chain[rank])
+        chain = jnp.where(slots > rank, jnp.roll(chain, 1), chain).at[rank].set(e)
+        return j + 1, chain, present.at[e].set(True), left, right
+
+    chain0 = jnp.zeros(n_part, jnp.int32).at[1].set(1)
+    present0 = jnp.zeros(n_part, bool).at[:2].set(True)
+    idx0 = jnp.zeros(n_em, jnp.int32)
+    carry = (jnp.zeros((), jnp.int32), chain0, present0, idx0, idx0.at[:].set(1))
+    _, _, _, left, right = jax.lax.while_loop(lambda c: c[0] < n_valid, body, carry)
+    valid = jnp.arange(n_em) < n_valid
+    return Steps(jnp.where(valid, order + 2, 0), left, jnp.where(valid, right, 1), valid)
+
+
+def apply_steps(
+    model: DiscreteQCD, em: Emissions, steps: Steps, q: Array, qbar: Array, n_steps: int
+) -> tuple[Array, Array]:
+    """Apply the first `n_steps` emissions of `steps` to the q q̄ pair; return momenta
+    `(n_steps + 2, 4)` (q, q̄, emissions in k⊥ order) and the hardest-emission weight. Differentiable in the model's
+    leaves (through `em`); reverse-mode memory is one momentum table per step."""
+    dtype = q.dtype
+    lam = model.lambda_qcd
+    big_l = model.log_s
+    kc = model.kappa_cut
+    t = _tables(model, em)
+    is_gluon = jnp.arange(model.capacity) >= 2
+    tiny = jnp.finfo(dtype).tiny
+
     def parton(i, k, with_fold):
-        fold = jnp.where(with_fold & is_gluon[i], 0.5 * (kappa[i] - k), 0.0)
-        return dict(key=keys[i], coord=coord[i], owner=owner[i], depth=depth[i], fold=fold)
+        fold = jnp.where(with_fold & is_gluon[i], 0.5 * (t["kappa"][i] - k), 0.0)
+        return dict(key=t["keys"][i], coord=t["coord"][i], owner=t["owner"][i], depth=t["depth"][i], fold=fold)
 
-    def step(j, carry):
-        p, chain, n_chain, present, weight = carry
-        slot = order[j]
-        valid = em.valid[slot]
-        e = (slot + 2).astype(jnp.int32)
-        k = em.kappa[slot]
-        rank = jnp.sum(present & lex_less(keys, keys[e]))
-        left = chain[rank - 1]
-        right = chain[rank]
-        d_left = lund_distance(parton(left, k, True), parton(e, k, False), k)
-        d_right = lund_distance(parton(e, k, False), parton(right, k, True), k)
-        d_left = jnp.maximum(d_left, 0.0)
-        d_right = jnp.maximum(d_right, 0.0)
-        r = jnp.where(d_left + d_right > 0, d_left / jnp.where(d_left + d_right > 0, d_left + d_right, 1.0), 0.5)
+    @jax.checkpoint
+    def step(carry, xs):
+        p, weight = carry
+        j, e, left, right, valid = xs
+        k = t["kappa"][e]
+        d_left = jnp.maximum(lund_distance(parton(left, k, True), parton(e, k, False), k), 0.0)
+        d_right = jnp.maximum(lund_distance(parton(e, k, False), parton(right, k, True), k), 0.0)
+        total = d_left + d_right
+        r = jnp.where(total > 0, d_left / jnp.where(total > 0, total, 1.0), 0.5)
 
-        pa, pb = p[left], p[right]
-        sd = jnp.maximum(2.0 * (pa[0] * pb[0] - jnp.dot(pa[1:], pb[1:])), jnp.finfo(dtype).tiny)
+        a_row, b_row, g_row = row[left], row[right], 2 + j
+        pa, pb = p[a_row], p[b_row]
+        sd = jnp.maximum(2.0 * (pa[0] * pb[0] - jnp.dot(pa[1:], pb[1:])), tiny)
         log_sd = jnp.log(sd / lam**2)
         k_eff = jnp.minimum(k, log_sd - LOG4)  # stay inside the dipole's phase space
         y_half = half_width(log_sd, k_eff)
         yd = (2.0 * r - 1.0) * y_half
         kt = lam * jnp.exp(0.5 * k_eff) * jnp.sqrt(smoothstep((k - kc) / model.softness))
-        pa2, pg, pb2, xa, xb = dipole_emission(pa, pb, kt, yd, em.phi[slot])
-
+        pa2, pg, pb2, xa, xb = dipole_emission(pa, pb, kt, yd, em.phi[e - 2])
         if model.me_correction:
             # Hardest emission: exact O(α_s) matrix element, and the Jacobian of the map
             # from the Lund triangle (half width (L−κ)/2) to exact phase space (Y_d).
-            first = valid & (j == 0)
-            jac = y_half / jnp.maximum(0.5 * (big_l - k), jnp.finfo(dtype).tiny)
-            me = 0.5 * (xa**2 + xb**2)
-            weight = jnp.where(first, weight * jac * me, weight)
-        p = jnp.where(valid, p.at[left].set(pa2).at[e].set(pg).at[right].set(pb2), p)
-        shifted = jnp.where(slots > rank, jnp.roll(chain, 1), chain).at[rank].set(e)
-        chain = jnp.where(valid, shifted, chain)
-        n_chain = n_chain + valid.astype(jnp.int32)
-        present = present.at[e].set(present[e] | valid)
-        return p, chain, n_chain, present, weight
+            jac = y_half / jnp.maximum(0.5 * (big_l - k), tiny)
+            weight = jnp.where(valid & (j == 0), weight * jac * 0.5 * (xa**2 + xb**2), weight)
+        p = jnp.where(valid, p.at[a_row].set(pa2).at[g_row].set(pg).at[b_row].set(pb2), p)
+        return (p, weight), None
 
-    carry = (p0, chain0, jnp.asarray(2, jnp.int32), present0, jnp.ones((), dtype))
-    p, _, _, _, weight = jax.lax.fori_loop(0, n_em, step, carry)
+    # Output rows: q, q̄, then the emissions in the order they are applied, so that
+    # the momentum table holds only n_steps + 2 rows.
+    row = jnp.zeros(model.capacity, jnp.int32).at[1].set(1)
+    row = row.at[steps.emitted[:n_steps]].set(jnp.where(steps.valid[:n_steps], 2 + jnp.arange(n_steps, dtype=jnp.int32), 0))
+    row = row.at[0].set(0).at[1].set(1)
+    p0 = jnp.zeros((n_steps + 2, 4), dtype).at[0].set(q).at[1].set(qbar)
+    xs = (jnp.arange(n_steps), steps.emitted[:n_steps], steps.left[:n_steps], steps.right[:n_steps], steps.valid[:n_steps])
+    (p, weight), _ = jax.lax.scan(step, (p0, jnp.ones((), dtype)), xs)
     return p, weight
 
 
@@ -137,11 +173,20 @@ def shower_event(key: PRNGKeyArray, model: DiscreteQCD) -> ShowerEvent:
     """Shower one e+e- → q q̄ event. Pure in `(key, model)`: with `key` fixed, every
     momentum and the weight are differentiable functions of the model's leaves
     (`alpha_s`, `kt_min`, `delta_y`). Lift over events with `jax.vmap`."""
+    st = cascade_structure(jr.fold_in(key, 1), model)
+    steps = colour_steps(model, emission_values(model, st))
+    return realize_event(key, model, st, steps, model.capacity - 2)
+
+
+def realize_event(
+    key: PRNGKeyArray, model: DiscreteQCD, st: Structure, steps: Steps, n_steps: int
+) -> ShowerEvent:
+    """The differentiable part of `shower_event`, given the event's discrete content
+    (`st`, `steps`) at the same parameters; `n_steps` ≥ its number of emissions."""
     dtype = model.alpha_s.dtype
-    k_born, k_shower = jr.split(key)
-    q, qbar, flavour = _born(k_born, model, dtype)
-    em = cascade(k_shower, model)
-    p, weight = _kinematics(model, em, q, qbar)
+    q, qbar, flavour = _born(jr.fold_in(key, 0), model, dtype)
+    em = emission_values(model, st, n_steps)
+    p, weight = apply_steps(model, em, steps, q, qbar, n_steps)
     if model.first_emission_only:
         # Divide the hardest emission's distribution by its no-emission probability:
         # the result is the first-emission density itself (the O(α_s) test switch).
@@ -155,27 +200,79 @@ def shower_event(key: PRNGKeyArray, model: DiscreteQCD) -> ShowerEvent:
             )(jnp.arange(-nb, nb + 1))
         )
         weight = jnp.where(jnp.any(em.valid), weight * jnp.exp(psi), 0.0)
-    mask = jnp.concatenate([jnp.ones(2, bool), em.valid])
+    mask = jnp.concatenate([jnp.ones(2, bool), steps.valid[:n_steps]])
     p = jnp.where(mask[:, None], p, 0.0)
-    pdg = jnp.concatenate([jnp.stack([flavour, -flavour]), jnp.full(model.capacity - 2, 21, jnp.int32)])
+    pdg = jnp.concatenate([jnp.stack([flavour, -flavour]), jnp.full(n_steps, 21, jnp.int32)])
     pdg = jnp.where(mask, pdg, 0)
     return ShowerEvent(p, mask, pdg, weight, em.overflow)
 
 
+class Layout(eqx.Module):
+    """The discrete content of a batch of events at given parameters: per event its
+    key, its cascade `Structure` and its emission `Steps`. No gradients flow through a
+    layout; it is locally constant in the parameters, so holding it fixed while
+    differentiating `realize` gives the exact pathwise derivative."""
+
+    keys: Array
+    structure: Structure
+    steps: Steps
+    n_steps: int = eqx.field(static=True)
+
+    @property
+    def n_events(self) -> int:
+        return self.keys.shape[0]
+
+
 @eqx.filter_jit
-def _sample_arrays(key: PRNGKeyArray, model: DiscreteQCD, n_events: int) -> ShowerEvent:
-    keys = jr.split(key, n_events)
-    return jax.vmap(shower_event, in_axes=(0, None))(keys, model)
+def _layout_arrays(keys: Array, model: DiscreteQCD) -> tuple[Structure, Steps]:
+    def one(key):
+        st = cascade_structure(jr.fold_in(key, 1), model)
+        return st, colour_steps(model, emission_values(model, st))
+
+    return jax.vmap(one)(keys)
+
+
+def layout(key: PRNGKeyArray, model: DiscreteQCD, n_events: int) -> Layout:
+    """Discrete content of `n_events` events (event i uses `split(key, n_events)[i]`)."""
+    if int(n_events) < 1:
+        raise ValueError(f"n_events must be >= 1, got {n_events}")
+    model.check_values()
+    keys = jr.split(key, int(n_events))
+    st, steps = _layout_arrays(keys, model)
+    # Scan only as far as the busiest event needs, rounded up to limit recompilation.
+    n_max = int(jnp.max(jnp.sum(steps.valid, axis=-1)))
+    n_steps = int(min(model.capacity - 2, max(8, -(-n_max // 8) * 8)))
+    return Layout(keys, st, steps, n_steps)
+
+
+@eqx.filter_jit
+def _realize_arrays(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
+    def one(args):
+        key, st, steps = args
+        return realize_event(key, model, st, steps, lay.n_steps)
+
+    xs = (lay.keys, lay.structure, lay.steps)
+    if chunk and lay.n_events > chunk:
+        return jax.lax.map(one, xs, batch_size=chunk)
+    return jax.vmap(one)(xs)
+
+
+def realize(lay: Layout, model: DiscreteQCD, chunk: int = 4096) -> tuple[Events, Bool[Array, " n"]]:
+    """Momenta and weights of the events in `lay` at `model`, differentiably.
+
+    `model` must have the parameters `lay` was made with (up to the derivative:
+    `jax.grad` of a function of `realize(lay, model)` with respect to `model` is the
+    pathwise derivative). Events are processed `chunk` at a time to bound memory.
+    Returns `(Events, overflow)`.
+    """
+    out = _realize_arrays(lay, model, int(chunk))
+    return Events(out.momenta, out.mask, out.pdg, out.weight), out.overflow
 
 
 def simulate(key: PRNGKeyArray, model: DiscreteQCD, n_events: int) -> tuple[Events, Bool[Array, " n"]]:
     """Shower `n_events` events; return `(Events, overflow)` with the per-event overflow
-    flag. jit-compiled once per (model static fields, n_events)."""
-    if n_events < 1:
-        raise ValueError(f"n_events must be >= 1, got {n_events}")
-    model.check_values()
-    out = _sample_arrays(key, model, int(n_events))
-    return Events(out.momenta, out.mask, out.pdg, out.weight), out.overflow
+    flag. Equivalent to `realize(layout(key, model, n_events), model)`."""
+    return realize(layout(key, model, n_events), model)
 
 
 def sample(key: PRNGKeyArray, model: DiscreteQCD, n_events: int) -> Events:
@@ -186,8 +283,10 @@ def sample(key: PRNGKeyArray, model: DiscreteQCD, n_events: int) -> Events:
     - `model`: a `DiscreteQCD`.
     - `n_events`: number of events (static).
 
-    **Returns:** `Events` with `capacity` slots: q, q̄, then gluons (masked), momenta
-    in GeV, weights = the hardest-emission matrix-element weight. Differentiable in the
+    **Returns:** `Events` with q, q̄, then the gluons in emission order (decreasing
+    k⊥), momenta in GeV, weights = the hardest-emission matrix-element weight. The
+    number of slots is the busiest event's multiplicity rounded up to a multiple of 8
+    (at most `capacity`), so that downstream O(n³) observables do not pay for padding. Differentiable in the
     model's leaves with the key held fixed (use `shower_event`/`simulate` under `grad`).
 
     Raises `ValueError` if more than 1e-4 of the events overflow the capacity.

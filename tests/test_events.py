@@ -204,7 +204,8 @@ def test_from_awkward_vector_coordinates():
 
 def test_from_awkward_overflow_raises(rng):
     arr = make_events(rng, [3, 1, 4], capacity=4).to_awkward()
-    with pytest.raises(ValueError, match=r"event 2 has 4 particles, more than capacity=3.*at least 4"):
+    msg = r"event 2 has 4 particles, more than capacity=3; raise capacity to at least 4"
+    with pytest.raises(ValueError, match=msg):
         Events.from_awkward(arr, capacity=3)
 
 

@@ -40,9 +40,12 @@ def _durham_event(p: Array, mask: Array) -> Array:
         d = distances(p, active)
         flat = jnp.argmin(d)
         i, j = flat // n, flat % n
-        dmin = d[i, j]
         # Record the 3 → 2 merging; merge only while more than two jets remain.
-        y23 = jnp.where(n_active == 3, safe_div(dmin, q2), y23)
+        # With fewer than two active jets every distance is inf: replace it before
+        # dividing, or the unselected branch's gradient would be 0 · inf = NaN.
+        record = n_active == 3
+        dmin = jnp.where(record, d[i, j], 0.0)
+        y23 = jnp.where(record, safe_div(dmin, q2), y23)
         do = n_active > 2
         lo, hi = jnp.minimum(i, j), jnp.maximum(i, j)
         merged = p[lo] + p[hi]

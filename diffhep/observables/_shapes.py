@@ -7,7 +7,8 @@
   `λ1 ≥ λ2 ≥ λ3`, `S = 3/2 (λ2 + λ3) = 3/2 (1 − λ1)`; aplanarity `A = 3/2 λ3`.
   Pythia 8's `Sphericity` (power 2) uses the same definition.
 - Jet broadening: `B_{T,W} = Σ_{hemisphere} |p⃗_i × n_T| / (2 Σ|p⃗_i|)`, with the thrust
-  axis `n_T`; `B_T = B_1 + B_2`, `B_W = max(B_1, B_2)`.
+  axis `n_T`; `B_T = B_1 + B_2`, `B_W = max(B_1, B_2)`. Its derivative includes the
+  motion of `n_T` (exact wherever the hemisphere assignment is locally constant).
 
 Eigenvalues enter through the Rayleigh quotient `λ1 = v1ᵀ S v1` with the
 eigenvector under `stop_gradient`: the first derivative is exact (first-order
@@ -54,8 +55,10 @@ def _aplanarity_event(p: Array, mask: Array) -> Array:
 
 
 def _broadening_event(p: Array, mask: Array) -> tuple[Array, Array]:
+    # The axis is differentiable: `_thrust_event` fixes only the hemisphere signs ε,
+    # and n_T = Σε p⃗/|Σε p⃗| then moves with the momenta. (Unlike T, B is not
+    # stationary in n, so holding the axis fixed would give a wrong gradient.)
     _, axis = _thrust_event(p, mask)
-    axis = jax.lax.stop_gradient(axis)
     p3 = p[:, 1:]
     trans = safe_norm(jnp.cross(p3, jnp.broadcast_to(axis, p3.shape)))
     denom = 2.0 * jnp.sum(safe_norm(p3))
@@ -92,5 +95,6 @@ def jet_broadening(
     momenta: Float[ArrayLike, "*b n 4"], mask: Bool[ArrayLike, "*b n"] | None = None
 ) -> tuple[Float[Array, "*b"], Float[Array, "*b"]]:
     """Total and wide jet broadening `(B_T, B_W)` with respect to the thrust axis.
-    Differentiable with the axis held fixed (exact where the hemispheres are fixed)."""
+    Differentiable, including through the axis; exact wherever the hemisphere
+    assignment is locally constant (kinks where `B_1 = B_2` for `B_W`)."""
     return batched(_broadening_event, momenta, mask, "jet_broadening", chunk=512)

@@ -1,13 +1,24 @@
 """Exact thrust and its axis, differentiable.
 
-Thrust `T = max_n Σ|p⃗_i·n| / Σ|p⃗_i|`. The maximising axis is parallel to
-`Σ_{i∈H} p⃗_i − Σ_{i∉H} p⃗_i` for some split of the particles into two hemispheres
-H separated by a plane through the origin. The optimal plane can be moved until it
-touches two particles, so enumerating the planes spanned by every pair `(j, k)`,
-with the four sign choices for `j` and `k` themselves, finds the exact maximum
-(Brandt & Dahmen, Z. Phys. C1 (1979) 61; Pythia 8's `Thrust` uses the same
-enumeration). We also try the N axes along the particles themselves, which covers
-events where all momenta are collinear. Cost `O(N³)`, done as two matrix products.
+Thrust `T = max_n Σ|p⃗_i·n| / Σ|p⃗_i|`, equivalently `max_ε |Σ ε_i p⃗_i| / Σ|p⃗_i|`
+over hemisphere signs `ε_i = ±1`. At the optimum no particle lies on the plane
+orthogonal to the axis, so the optimal split is made by a plane through the origin
+that touches no particle. Rotate that plane until it touches a particle `j`, then
+about `p⃗_j` until it touches a second one `k`: the particles off the plane
+`span(p⃗_j, p⃗_k)` keep their sides, so enumerating the planes spanned by every pair
+`(j, k)` with the sign choices of the particles *on* the plane finds the exact
+maximum (Brandt & Dahmen, Z. Phys. C1 (1979) 61; Pythia 8's `Thrust` uses the same
+enumeration).
+
+Particles on the plane get their side from the plane tilted slightly about `p⃗_j`
+(normal `n = p⃗_j × p⃗_k`, tilt `±`): side `±sign(n·(p⃗_i × p⃗_j))`, which is `∓1` for
+`k` itself. Particles collinear with `p⃗_j` follow `j`: side `ε_j sign(p⃗_i·p⃗_j)`.
+That gives four candidates per pair, `A ± B ± C`, and keeps the result exact also
+for exactly coplanar or collinear momenta (e.g. events in the x–y plane), where
+assigning on-plane particles an arbitrary side would miss the maximum. We also try
+the `N` axes along the particles themselves, which covers single-particle events.
+Any sign choice gives a lower bound, so extra candidates never overestimate.
+Cost `O(N³)`, done as matrix products.
 
 **Derivative.** With the winning hemisphere assignment `ε_i = ±1` held fixed,
 `T = |Σ ε_i p⃗_i| / Σ|p⃗_i|` exactly. We evaluate that expression with `ε` under
@@ -29,23 +40,43 @@ from ._common import batched
 def _thrust_signs(p3: Array) -> Array:
     """Hemisphere signs `ε` `(n,)` of the exact thrust axis for one event's `(n, 3)`."""
     n = p3.shape[0]
-    # Candidate planes: normal n_jk = p_j × p_k for every pair j < k (static indices).
+    # Candidate planes span(p_j, p_k) for every pair j < k (static indices).
     j, k = np.triu_indices(n, 1)
+    slot = np.arange(n)[None, :]
+    is_j = slot == j[:, None]  # (pairs, n), static
+    is_k = slot == k[:, None]
     pj, pk = p3[j], p3[k]
-    cross = jnp.cross(pj, pk)
-    side = jnp.sign(cross @ p3.T)  # (pairs, n); ε_i for i off the plane
-    base = side @ p3  # (pairs, 3) = Σ_i ε_i p_i over particles off the plane
-    # The particles spanning the plane get side 0 above; try the 4 sign choices
-    # (the other two are the negatives, i.e. the same axis).
-    combos = jnp.stack([base + pj + pk, base + pj - pk, base - pj + pk, base - pj - pk], 1)
+    normal = jnp.cross(pj, pk)
+    # Side of each particle off the plane; j and k lie on it by construction (set
+    # explicitly: their computed sides are round-off).
+    side = jnp.where(is_j | is_k, 0.0, jnp.sign(normal @ p3.T))  # (pairs, n)
+    # On the plane: side under a small tilt about p_j, sign((p_j × n)·p_i); -1 for k.
+    tilt = jnp.where(is_j, 0.0, jnp.where(is_k, -1.0, jnp.sign(jnp.cross(pj, normal) @ p3.T)))
+    tilt = jnp.where(side == 0, tilt, 0.0)
+    # Collinear with p_j (and j itself): same side as j if parallel, else opposite.
+    coll = jnp.where(is_j, 1.0, jnp.sign(pj @ p3.T))
+    coll = jnp.where((side == 0) & (tilt == 0), coll, 0.0)
+    a, b, c = side @ p3, tilt @ p3, coll @ p3  # (pairs, 3) each
+    # The other four sign choices are the negatives, i.e. the same axes.
+    combos = jnp.stack([a + b + c, a + b - c, a - b + c, a - b - c], 1)
     candidates = combos.reshape(-1, 3)
-    # Axes along each particle: covers collinear events, where every cross product is 0.
+    # Axes along each particle: the only candidates for a single particle.
     along = jnp.sign(p3 @ p3.T) @ p3  # (n, 3)
     candidates = jnp.concatenate([candidates, along], axis=0)
     best = candidates[jnp.argmax(jnp.sum(candidates**2, axis=-1))]
-    # The hemisphere assignment that the best axis induces reproduces its |Σ ε p|;
-    # particles exactly on the plane (zero padding) contribute nothing either way.
-    return jnp.where(p3 @ best >= 0, 1.0, -1.0).astype(p3.dtype)
+    # The hemisphere assignment that the best axis induces reproduces its |Σ ε p|
+    # (or improves on it); particles exactly on the plane (zero padding) contribute
+    # nothing either way.
+    eps = jnp.where(p3 @ best >= 0, 1.0, -1.0).astype(p3.dtype)
+    # Fix the overall sign (which of the equal candidates ±axis wins is round-off):
+    # the axis points to z > 0, or y > 0 if n_z = 0, or x ≥ 0 if n_y = n_z = 0. It
+    # then changes sign only where n_z does, not between jit and eager or under
+    # tiny perturbations.
+    total = eps @ p3
+    flip = jnp.where(
+        total[2] != 0, total[2] < 0, jnp.where(total[1] != 0, total[1] < 0, total[0] < 0)
+    )
+    return jnp.where(flip, -eps, eps)
 
 
 # Events per chunk: the pair enumeration holds (n²/2, n) intermediates per event.
@@ -82,8 +113,9 @@ def thrust(
 def thrust_axis(
     momenta: Float[ArrayLike, "*b n 4"], mask: Bool[ArrayLike, "*b n"] | None = None
 ) -> Float[Array, "*b 3"]:
-    """Unit thrust axis `(..., 3)` of each event (sign convention: arbitrary, as usual;
-    the zero vector for an event with no momentum)."""
+    """Unit thrust axis `(..., 3)` of each event; the zero vector for an event with no
+    momentum. Sign convention: `n_z > 0` (if `n_z = 0`: `n_y > 0`, then `n_x > 0`).
+    Differentiable (exact wherever the hemisphere assignment is locally constant)."""
     return batched(_thrust_event, momenta, mask, "thrust_axis", chunk=_CHUNK)[1]
 
 

@@ -1,0 +1,148 @@
+"""Shared benchmark harness: timing, environment record, atomic JSON output.
+
+Timing rules (house style): the first call of a jitted function is reported as
+compile + run, separately from the steady state, which is the median of several
+further calls; every call ends with `block_until_ready`. Each result records the
+device, the versions, the settings and the machine, so that numbers from different
+machines are never compared unknowingly.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def time_jax(fn: Callable[..., Any], *args: Any, repeats: int = 5) -> dict[str, Any]:
+    """Time a jitted `fn(*args)`: the first call (compile + run), then `repeats`
+    further calls. Returns seconds and the last output."""
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    first = time.perf_counter() - start
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = jax.block_until_ready(fn(*args))
+        runs.append(time.perf_counter() - start)
+    return {
+        "first_call_s": first,
+        "steady_s": statistics.median(runs),
+        "runs_s": runs,
+        "output": out,
+    }
+
+
+def time_python(fn: Callable[[], Any], repeats: int = 3) -> dict[str, Any]:
+    """Time a plain Python/C++ call `fn()` (no compilation): median of `repeats`."""
+    runs, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        runs.append(time.perf_counter() - start)
+    return {"steady_s": statistics.median(runs), "runs_s": runs, "output": out}
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, Any]:
+    """Device, versions and machine of this run."""
+    device = jax.devices()[0]
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "platform": device.platform,
+        "device_kind": device.device_kind,
+        "n_devices": jax.device_count(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        # Other work on the machine slows everything down: keep the load with the result.
+        "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "jax_enable_x64": bool(jax.config.jax_enable_x64),
+        "versions": {
+            "python": platform.python_version(),
+            "jax": _version("jax"),
+            "jaxlib": _version("jaxlib"),
+            "diffhep": _version("diffhep"),
+            "numpy": _version("numpy"),
+            "pythia8mc": _version("pythia8mc"),
+            "fastjet": _version("fastjet"),
+        },
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    """Write `result` plus the environment to `results/NAME-<platform>.json`,
+    atomically (temporary file in the same folder, then `os.replace`)."""
+    env = environment()
+    payload = {"benchmark": name, "environment": env, **result}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}-{env['platform']}.json"
+    fd, tmp = tempfile.mkstemp(dir=RESULTS, prefix=f".{name}-", suffix=".json.tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def load_results() -> list[dict[str, Any]]:
+    """All result files, sorted by benchmark name and platform."""
+    out = []
+    for path in sorted(RESULTS.glob("*.json")):
+        with open(path) as f:
+            out.append(json.load(f))
+    return out
+
+
+def markdown_table(results: list[dict[str, Any]]) -> str:
+    """One row per result: our throughput, the peer's, and the ratio."""
+    rows = [
+        "| benchmark | device | diffhep [events/s] | compile ≈ first − steady [s] "
+        "| peer | peer [events/s] | diffhep / peer | date |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        env, s = r["environment"], r["summary"]
+        device = f"{env['platform']}: {env['device_kind']}"
+        if env["platform"] == "cpu":
+            device = f"cpu: {env['cpu_model']} ({env['cpu_count']} cores)"
+        rows.append(
+            f"| {r['benchmark']} | {device} | {s['diffhep_events_per_s']:.3g} "
+            f"| {s['diffhep_compile_s']:.2f} | {s['peer']} | {s['peer_events_per_s']:.3g} "
+            f"| {s['ratio']:.3g} | {env['date'][:10]} |"
+        )
+    return "\n".join(rows)

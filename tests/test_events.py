@@ -149,14 +149,14 @@ def test_pad_to_and_concatenate(rng):
 
 
 def test_padding_is_ignored_by_observables(rng):
+    thrust = jax.jit(O.thrust)
     ev = make_events(rng, [3, 5, 4], capacity=5)
-    ref = {f.__name__: f(ev.momenta, ev.mask) for f in (O.thrust, O.c_parameter, O.sphericity)}
+    ref = thrust(ev.momenta, ev.mask)
     # Extra padding, and garbage (finite) momenta in masked slots, change nothing.
     wide = ev.pad_to(8)
     garbage = jnp.where(wide.mask[..., None], wide.momenta, 123.0)
-    for f in (O.thrust, O.c_parameter, O.sphericity):
-        np.testing.assert_allclose(f(wide.momenta, wide.mask), ref[f.__name__], rtol=1e-14)
-        np.testing.assert_allclose(f(garbage, wide.mask), ref[f.__name__], rtol=1e-14)
+    np.testing.assert_allclose(thrust(wide.momenta, wide.mask), ref, rtol=1e-14)
+    np.testing.assert_allclose(thrust(garbage, wide.mask), ref, rtol=1e-14)
 
 
 # --------------------------------------------------------------------------------------
@@ -245,17 +245,18 @@ def test_events_through_jit_vmap_grad(rng):
     np.testing.assert_allclose(per_event, K.masked_sum(ev.momenta, ev.mask), rtol=1e-14)
 
     # Gradients flow to the float leaves (momenta, weights); mask and pdg are static data.
-    g = eqx.filter_grad(weighted_thrust)(ev)
+    g = eqx.filter_jit(eqx.filter_grad(weighted_thrust))(ev)
     assert isinstance(g, Events)
     assert g.mask is None and g.pdg is None
     np.testing.assert_allclose(g.weights, O.thrust(ev.momenta, ev.mask), rtol=1e-14)
-    g_mom = jax.grad(lambda p: weighted_thrust(Events(p, ev.mask, ev.pdg, ev.weights)))(
-        ev.momenta
-    )
-    np.testing.assert_allclose(g.momenta, g_mom, rtol=1e-14)
     assert jnp.all(jnp.isfinite(g.momenta))
-    # Padding receives no gradient.
-    assert not jnp.any(g.momenta[~ev.mask])
+    assert not jnp.any(g.momenta[~ev.mask])  # padding receives no gradient
+    # Directional derivative along the gradient: (f(p + hg) − f(p − hg)) / 2h = |g|².
+    h = 1e-6
+    shifted = [Events(ev.momenta + s * h * g.momenta, ev.mask, ev.pdg, ev.weights) for s in (1, -1)]
+    slope = (jitted(shifted[0]) - jitted(shifted[1])) / (2 * h)
+    assert slope == pytest.approx(float(jnp.sum(g.momenta**2)), rel=1e-7)
+    assert traces == 1
 
 
 @pytest.mark.parametrize("jit", [False, True])

@@ -7,6 +7,8 @@ Every workflow is a subcommand. Bad arguments print one line and exit with code 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -46,6 +48,29 @@ def info() -> None:
     for d in jax.devices():
         typer.echo(f"device   {d.id}: {d.platform} {d.device_kind}")
     typer.echo(f"float64  {'on' if jax.config.jax_enable_x64 else 'off'}")
+
+
+@app.command("fit-alphas")
+def fit_alphas_cmd(
+    out: Path = typer.Option(Path("runs/fit-alphas"), "--out", help="Output directory."),
+    truth_alpha_s: float = typer.Option(0.118, "--truth-alpha-s", help="alpha_s(MZ) of the pseudo-data."),
+    events: int = typer.Option(100_000, "--events", help="Pseudo-data events."),
+    mc_events: Optional[int] = typer.Option(None, "--mc-events", help="Shower events in the template (default: --events)."),
+    seed: int = typer.Option(1, "--seed", help="Random seed."),
+    observable: list[str] = typer.Option(["thrust"], "--observable", help="thrust, c or y23; repeat for several."),
+    max_steps: int = typer.Option(12, "--max-steps", help="Optimiser steps at most."),
+    scan: bool = typer.Option(True, "--scan/--no-scan", help="Likelihood scan around the minimum."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Fit alpha_s(MZ) to event shapes by gradient descent through the shower."""
+    from ..fit._cli import run_fit_alphas, summary
+
+    payload = run_fit_alphas(
+        out=out, truth_alpha_s=truth_alpha_s, events=events, mc_events=mc_events, seed=seed,
+        observables=observable, max_steps=max_steps, scan=scan, progress=not quiet,
+    )
+    typer.echo(summary(payload))
+    typer.echo(f"wrote {out / 'result.json'} and plots")
 
 
 def main(argv: list[str] | None = None) -> int:

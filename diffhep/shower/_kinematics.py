@@ -96,11 +96,20 @@ def dipole_emission(
 
     **Arguments:** `pa`, `pb` four-momenta (GeV); `kt` the gluon's k⊥ (GeV) with
     `2 kt cosh(yd) ≤ √s_d`; `yd` its rapidity in the dipole frame (positive: towards b);
-    `phi` its azimuth.
+    `phi` its azimuth. A dipole of vanishing mass is returned unchanged with a
+    zero-momentum gluon.
 
     **Returns:** `(pa', pg, pb', x_a, x_b)`; momentum is conserved exactly.
     """
-    q = pa + pb
+    q_raw = pa + pb
+    # A dipole of vanishing mass (two exactly collinear partons) cannot radiate: keep
+    # it unchanged and give the gluon zero momentum (double-where keeps it NaN-free).
+    ok = mass2(q_raw) > 1e-12 * q_raw[0] ** 2
+    q = jnp.where(ok, q_raw, jnp.array([1.0, 0.0, 0.0, 0.0], q_raw.dtype))
+    pa_in, pb_in = pa, pb
+    pa = jnp.where(ok, pa, jnp.array([0.5, 0.0, 0.0, 0.5], q_raw.dtype))
+    pb = jnp.where(ok, pb, jnp.array([0.5, 0.0, 0.0, -0.5], q_raw.dtype))
+    kt = jnp.where(ok, kt, 0.0)
     sd = mass2(q)
     rs = safe_sqrt(sd)
     s_ag = kt * rs * jnp.exp(yd)
@@ -134,7 +143,14 @@ def dipole_emission(
         ]
     )
     new = boost_from_rest_frame(new, q)
-    return new[0], new[1], new[2], xa, xb
+    zero = jnp.zeros_like(pa_in)
+    return (
+        jnp.where(ok, new[0], pa_in),
+        jnp.where(ok, new[1], zero),
+        jnp.where(ok, new[2], pb_in),
+        jnp.where(ok, xa, 1.0),
+        jnp.where(ok, xb, 1.0),
+    )
 
 
 def half_width(log_sd: Array, kappa: Array) -> Array:

@@ -145,7 +145,8 @@ def apply_steps(
         pa, pb = p[a_row], p[b_row]
         sd = jnp.maximum(2.0 * (pa[0] * pb[0] - jnp.dot(pa[1:], pb[1:])), tiny)
         log_sd = jnp.log(sd / lam**2)
-        k_eff = jnp.minimum(k, log_sd - LOG4)  # stay inside the dipole's phase space
+        # Stay inside the dipole's phase space, short of its edge (a ∥ b at the edge).
+        k_eff = jnp.minimum(k, log_sd - LOG4 - 0.05)
         y_half = half_width(log_sd, k_eff)
         yd = (2.0 * r - 1.0) * y_half
         kt = lam * jnp.exp(0.5 * k_eff) * jnp.sqrt(smoothstep((k - kc) / model.softness))
@@ -153,7 +154,8 @@ def apply_steps(
         if model.me_correction:
             # Hardest emission: exact O(α_s) matrix element, and the Jacobian of the map
             # from the Lund triangle (half width (L−κ)/2) to exact phase space (Y_d).
-            jac = y_half / jnp.maximum(0.5 * (big_l - k), tiny)
+            # (0 above the edge of phase space, κ > L − ln 4: outside the physical region.)
+            jac = half_width(log_sd, k) / jnp.maximum(0.5 * (big_l - k), tiny)
             weight = jnp.where(valid & (j == 0), weight * jac * 0.5 * (xa**2 + xb**2), weight)
         p = jnp.where(valid, p.at[a_row].set(pa2).at[g_row].set(pg).at[b_row].set(pb2), p)
         return (p, weight), None
@@ -232,8 +234,13 @@ def _layout_arrays(keys: Array, model: DiscreteQCD) -> tuple[Structure, Steps]:
     return jax.vmap(one)(keys)
 
 
-def layout(key: PRNGKeyArray, model: DiscreteQCD, n_events: int) -> Layout:
-    """Discrete content of `n_events` events (event i uses `split(key, n_events)[i]`)."""
+def layout(key: PRNGKeyArray, model: DiscreteQCD, n_events: int, min_steps: int = 0) -> Layout:
+    """Discrete content of `n_events` events (event i uses `split(key, n_events)[i]`).
+
+    `n_steps` (the scan length of `realize`) is the busiest event's number of
+    emissions rounded up to a multiple of 8, and at least `min_steps`: callers that
+    realize many layouts pass their largest so far, so shapes (and compilations) stay.
+    """
     if int(n_events) < 1:
         raise ValueError(f"n_events must be >= 1, got {n_events}")
     model.check_values()
@@ -241,7 +248,7 @@ def layout(key: PRNGKeyArray, model: DiscreteQCD, n_events: int) -> Layout:
     st, steps = _layout_arrays(keys, model)
     # Scan only as far as the busiest event needs, rounded up to limit recompilation.
     n_max = int(jnp.max(jnp.sum(steps.valid, axis=-1)))
-    n_steps = int(min(model.capacity - 2, max(8, -(-n_max // 8) * 8)))
+    n_steps = int(min(model.capacity - 2, max(8, -(-n_max // 8) * 8, int(min_steps))))
     return Layout(keys, st, steps, n_steps)
 
 

@@ -1,0 +1,92 @@
+"""Plots of an α_s fit (matplotlib with the mplhep style), written as PNG files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ._template import OBSERVABLES
+
+_LABELS = {"thrust": r"$\tau = 1-T$", "c": r"$C$", "y23": r"$-\ln y_{23}$"}
+assert set(_LABELS) == set(OBSERVABLES)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    plt.style.use(mplhep.style.ROOT)
+    return plt
+
+
+def plot_fit(out_dir: Path, result, targets, arrays) -> list[Path]:
+    """Data vs fitted model (with ratio panel) per observable, the α_s trajectory, and
+    the likelihood scan with the ±1σ points. Returns the written paths."""
+    plt = _plt()
+    out_dir = Path(out_dir)
+    paths = []
+    for tgt, pred in zip(targets, arrays["pred"]):
+        fig, (ax, rax) = plt.subplots(2, 1, sharex=True, gridspec_kw=dict(height_ratios=(3, 1)), figsize=(8, 7))
+        edges = tgt.edges
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        if tgt.poisson:
+            data, err, ylabel = tgt.counts, np.sqrt(np.maximum(tgt.counts, 1.0)), "events / bin"
+        else:
+            data, err, ylabel = np.asarray(tgt.density), np.asarray(tgt.density_err), r"$1/\sigma\ d\sigma/dx$"
+        ax.stairs(pred, edges, label=rf"diffhep shower, $\alpha_s$ = {result.alpha_s:.4f}", color="C0", linewidth=2)
+        ax.errorbar(centres, data, yerr=err, fmt="ko", markersize=4, label="data" if not tgt.poisson else "pseudo-data")
+        ax.set_yscale("log")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=12)
+        ratio = data / pred
+        rax.errorbar(centres, ratio, yerr=err / pred, fmt="ko", markersize=4)
+        rax.axhline(1.0, color="C0")
+        rax.set_ylim(0.7, 1.3)
+        rax.set_ylabel("data / model")
+        rax.set_xlabel(_LABELS[tgt.observable])
+        fig.tight_layout()
+        p = out_dir / f"fit_{tgt.observable}.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    traj = np.asarray(arrays["trajectory"])
+    ax.plot(np.arange(len(traj)), traj, "o-", label="optimiser")
+    ax.axhspan(result.alpha_s - result.alpha_s_err, result.alpha_s + result.alpha_s_err, alpha=0.25, label=r"fit $\pm 1\sigma$")
+    if result.truth_alpha_s is not None:
+        ax.axhline(result.truth_alpha_s, color="k", linestyle="--", label="truth")
+    ax.set_xlabel("step")
+    ax.set_ylabel(r"$\alpha_s(M_Z)$")
+    ax.legend(fontsize=12)
+    fig.tight_layout()
+    p = out_dir / "trajectory.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    paths.append(p)
+
+    if "scan_alpha" in arrays:
+        fig, ax = plt.subplots(figsize=(7, 5))
+        a, d = arrays["scan_alpha"], arrays["scan_dnll"]
+        c2, c1, c0 = arrays["scan_parabola"]
+        xs = np.linspace(a.min(), a.max(), 200)
+        par = c2 * (xs - result.alpha_s) ** 2 + c1 * (xs - result.alpha_s) + c0
+        ax.plot(a, d, "ko", label=r"$-\Delta \ln L$ (scan)")
+        ax.plot(xs, par - par.min(), "C0-", label="parabola")
+        ax.axhline(0.5, color="grey", linestyle=":")
+        for x in (result.alpha_s - result.alpha_s_err, result.alpha_s + result.alpha_s_err):
+            ax.axvline(x, color="C1", linestyle="--")
+        ax.plot([], [], "C1--", label=r"$\pm1\sigma$ (curvature)")
+        ax.set_xlabel(r"$\alpha_s(M_Z)$")
+        ax.set_ylabel(r"$-\Delta \ln L$")
+        ax.legend(fontsize=12)
+        fig.tight_layout()
+        p = out_dir / "scan.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+    return paths

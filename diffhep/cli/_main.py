@@ -61,14 +61,33 @@ def fit_alphas_cmd(
     max_steps: int = typer.Option(12, "--max-steps", help="Optimiser steps at most."),
     scan: bool = typer.Option(True, "--scan/--no-scan", help="Likelihood scan around the minimum."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    data: Optional[str] = typer.Option(
+        None, "--data", help="Real data: aleph-thrust-91, aleph-c-91, aleph-y23-91 or aleph-91 (all three)."
+    ),
+    pythia: bool = typer.Option(False, "--pythia", help="Pseudo-data from Pythia 8 parton level instead."),
 ) -> None:
     """Fit alpha_s(MZ) to event shapes by gradient descent through the shower."""
-    from ..fit._cli import run_fit_alphas, summary
+    from ..fit._cli import run_fit_alphas, run_fit_alphas_data, summary
 
-    payload = run_fit_alphas(
-        out=out, truth_alpha_s=truth_alpha_s, events=events, mc_events=mc_events, seed=seed,
-        observables=observable, max_steps=max_steps, scan=scan, progress=not quiet,
-    )
+    if data is not None:
+        if pythia:
+            raise ValueError("--data and --pythia exclude each other")
+        given = observable if observable != ["thrust"] else None
+        payload = run_fit_alphas_data(
+            out=out, data=data, observables=given, mc_events=mc_events or events, seed=seed,
+            max_steps=max_steps, scan=scan, progress=not quiet,
+        )
+        for name, r in payload.get("per_observable", {}).items():
+            typer.echo(
+                f"{name:7s} alpha_s = {r['alpha_s']:.4f} ± {r['alpha_s_err']:.4f} (exp+corr MC) "
+                f"± {r['alpha_s_err_mc']:.4f} (shower MC) ± {r['alpha_s_err_hadronization']:.4f} (had.)  "
+                f"chi2/ndf = {r['chi2_ndf']:.2f}  range {r['fit_variable']} in {r['fit_range']}"
+            )
+    else:
+        payload = run_fit_alphas(
+            out=out, truth_alpha_s=truth_alpha_s, events=events, mc_events=mc_events, seed=seed,
+            observables=observable, max_steps=max_steps, scan=scan, progress=not quiet, pythia=pythia,
+        )
     typer.echo(summary(payload))
     typer.echo(f"wrote {out / 'result.json'} and plots")
 

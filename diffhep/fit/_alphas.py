@@ -192,7 +192,10 @@ def fit_alphas(
     for n_steps in range(1, max_steps + 1):
         terms = obj.terms(float(params))
         if not (terms["fisher"] > 0 and math.isfinite(terms["grad"])):
-            raise RuntimeError(f"the likelihood has no curvature at alpha_s={float(params):.5f}")
+            raise RuntimeError(
+                f"the likelihood has no usable curvature at alpha_s={float(params):.5f} "
+                f"(gradient {terms['grad']}, Fisher information {terms['fisher']})"
+            )
         natural = terms["grad"] / terms["fisher"]  # Gauss–Newton step on −ln L
         updates, state = opt.update(np.asarray(natural), state, params)
         new = float(np.clip(params + updates, lo + 1e-4, hi - 1e-4))
@@ -209,7 +212,7 @@ def fit_alphas(
     terms = obj.terms(alpha)
     sigma = 1.0 / math.sqrt(terms["fisher"])
     sigma_mc = math.sqrt(terms["mc_var_num"]) / terms["fisher"]
-    out = dict(trajectory=np.asarray(trajectory), pred=terms["pred"], alpha_s=alpha)
+    out = dict(trajectory=np.asarray(trajectory), pred=terms["pred"], alpha_s=alpha, templates=templates)
 
     scan_lo = scan_hi = None
     if scan:

@@ -88,13 +88,18 @@ class ShowerTemplate:
     def predict(self, alpha_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """Bin fractions, their derivative in α_s, their MC variance, and the overflow
         fraction of the sample, at `alpha_s`."""
+        cache = self._shapes.setdefault("predictions", {})
+        if float(alpha_s) in cache:
+            return cache[float(alpha_s)]
         lay, buckets, h = self._arrays(alpha_s)
         a = jnp.asarray(alpha_s, self.base.alpha_s.dtype)
         (frac, var), (dfrac, _) = _template_jvp(
             a, jnp.ones_like(a), lay, buckets, self.base, self.observable, jnp.asarray(self.edges), h
         )
         overflow = float(np.mean(np.asarray(lay.structure.overflow)))
-        return np.asarray(frac), np.asarray(dfrac), np.asarray(var), overflow
+        out = (np.asarray(frac), np.asarray(dfrac), np.asarray(var), overflow)
+        cache[float(alpha_s)] = out
+        return out
 
     def fractions_fn(self, alpha_s: float) -> Callable[[Array], tuple[Array, Array]]:
         """The differentiable map α_s ↦ (fractions, MC variance) with the shower's

@@ -1,0 +1,86 @@
+"""The α_s fit: likelihood pieces, input validation, data tables, and a small closure."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from diffhep import fit, shower
+from diffhep.fit._cli import DEFAULT_EDGES, aleph_target
+
+
+def test_poisson_deviance_is_zero_at_saturation_and_chi2_like():
+    n = np.array([10.0, 0.0, 5.0])
+    assert fit.poisson_deviance(n, np.where(n > 0, n, 1e-300)) == pytest.approx(0.0, abs=1e-12)
+    # Large counts: deviance → Pearson χ² (relative 1e-2 at 1e4 counts, 1σ offsets).
+    n = np.full(5, 1e4)
+    mu = n + np.sqrt(n)
+    assert fit.poisson_deviance(n, mu) == pytest.approx(5.0, rel=1e-2)
+
+
+def test_target_validation():
+    e = np.linspace(0, 0.3, 4)
+    with pytest.raises(ValueError, match="unknown observable"):
+        fit.Target("mass", e, counts=np.ones(3), n_events=3)
+    with pytest.raises(ValueError, match="exactly one"):
+        fit.Target("thrust", e)
+    with pytest.raises(ValueError, match="3 entries"):
+        fit.Target("thrust", e, counts=np.ones(4), n_events=4)
+    with pytest.raises(ValueError, match="density_err"):
+        fit.Target("thrust", e, density=np.ones(3), density_err=np.zeros(3))
+
+
+@pytest.mark.parametrize("obs", ["thrust", "c", "y23"])
+def test_aleph_targets_in_fit_variable(obs):
+    t = aleph_target(obs)
+    assert np.all(np.diff(t.edges) > 0)
+    assert np.all(t.density > 0) and np.all(t.density_err > 0)
+    assert np.all((t.correction > 0.8) & (t.correction < 1.25))
+    if obs == "thrust":  # ALEPH bins in T, fit variable 1 − T: first bin at T = 0.96
+        assert t.edges[0] == pytest.approx(0.04, abs=1e-12)
+
+
+def test_small_closure_fit_recovers_truth(tmp_path):
+    # Reduced size for CI: 3000 pseudo-data events, 6000 template events. The full
+    # closure over 50 pseudo-experiments is `scripts/closure_alphas.py` (committed JSON).
+    truth = 0.125
+    target, overflow = fit.pseudo_data("thrust", DEFAULT_EDGES["thrust"], truth, 3000, seed=5)
+    assert overflow == 0.0
+    result, arrays = fit.fit_alphas([target], n_mc=6000, seed=11, start=0.118, max_steps=6, scan=False, progress=False)
+    pull = (result.alpha_s - truth) / result.alpha_s_err_total
+    assert abs(pull) < 4.0, (result.alpha_s, result.alpha_s_err_total)
+    assert 0.0 < result.alpha_s_err < 0.01
+    assert result.chi2_ndf < 3.0
+    assert np.isfinite(result.alpha_s_err_mc)
+    paths = fit.plot_fit(tmp_path, result, [target], arrays)
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "diffhep", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    "args, word",
+    [
+        (("fit-alphas", "--truth-alpha-s", "0.5"), "truth-alpha-s"),
+        (("fit-alphas", "--truth-alpha-s", "-0.1"), "truth-alpha-s"),
+        (("fit-alphas", "--events", "10"), "--events"),
+        (("fit-alphas", "--observable", "mass"), "observable"),
+        (("fit-alphas", "--data", "cms-2012"), "--data"),
+        (("fit-alphas", "--events", "many"), "events"),
+    ],
+)
+def test_cli_bad_arguments_one_line_exit_2(args, word, tmp_path):
+    r = _cli(*args, "--out", str(tmp_path))
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and word in lines[0], r.stderr
+
+
+def test_alpha_s_range_is_documented():
+    lo, hi = shower.ALPHA_S_RANGE
+    assert lo < 0.118 < hi

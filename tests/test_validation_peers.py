@@ -20,24 +20,14 @@ import pythia8mc
 import pytest
 
 from diffhep import observables as O
+from diffhep.fit._pythia import PYTHIA_PARTON_LEVEL
 
 N_EVENTS = 300
 SEED = 20261125
 TOL = 1e-12
 
-SETTINGS = [
-    "Beams:idA = 11",
-    "Beams:idB = -11",
-    "Beams:eCM = 91.1876",
-    "PDF:lepton = off",
-    "WeakSingleBoson:ffbar2gmZ = on",
-    "23:onMode = off",
-    "23:onIfAny = 1 2 3 4 5",
-    "HadronLevel:all = off",
-    "Next:numberCount = 0",
-    "Print:quiet = on",
-    "Random:setSeed = on",
-]
+# The project's one definition of Pythia 8 e+e- → Z → q q̄ at parton level.
+SETTINGS = [*PYTHIA_PARTON_LEVEL, "Beams:eCM = 91.1876", "Random:setSeed = on"]
 
 
 @pytest.fixture(scope="module")

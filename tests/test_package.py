@@ -65,3 +65,17 @@ def test_cli_bad_argument_is_one_line_exit_2():
         assert r.returncode == 2
         assert "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_quickstart_notebook_runs():
+    # The notebooks are executed by the test suite (code cells in order, one namespace).
+    import json
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).parents[1] / "notebooks" / "quickstart.ipynb").read_text())
+    namespace: dict = {}
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]), "quickstart.ipynb", "exec"), namespace)
+    assert 0.04 < float(namespace["value"]) < 0.08
+    assert float(namespace["slope"]) > 0

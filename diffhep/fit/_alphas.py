@@ -299,6 +299,7 @@ def write_json_atomic(path: Path, payload: dict) -> None:
         with os.fdopen(fd, "w") as fh:
             json.dump(payload, fh, indent=2, default=_jsonable)
             fh.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; results are for reading
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

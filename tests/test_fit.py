@@ -43,12 +43,12 @@ def test_aleph_targets_in_fit_variable(obs):
 
 
 def test_small_closure_fit_recovers_truth(tmp_path):
-    # Reduced size for CI: 3000 pseudo-data events, 6000 template events. The full
-    # closure over 50 pseudo-experiments is `scripts/closure_alphas.py` (committed JSON).
+    # Reduced size for CI: 2000 pseudo-data events, 4000 template events, 4 steps. The
+    # full closure over 50 pseudo-experiments is `scripts/closure_alphas.py`.
     truth = 0.125
-    target, overflow = fit.pseudo_data("thrust", DEFAULT_EDGES["thrust"], truth, 3000, seed=5)
+    target, overflow = fit.pseudo_data("thrust", DEFAULT_EDGES["thrust"], truth, 2000, seed=5)
     assert overflow == 0.0
-    result, arrays = fit.fit_alphas([target], n_mc=6000, seed=11, start=0.118, max_steps=6, scan=False, progress=False)
+    result, arrays = fit.fit_alphas([target], n_mc=4000, seed=11, start=0.118, max_steps=4, scan=False, progress=False)
     pull = (result.alpha_s - truth) / result.alpha_s_err_total
     assert abs(pull) < 4.0, (result.alpha_s, result.alpha_s_err_total)
     assert 0.0 < result.alpha_s_err < 0.01

@@ -54,7 +54,7 @@ def smoothstep(x: Array) -> Array:
 
 def keys_from_coords(coord: Array, depth: Array) -> Array:
     """Lexicographic colour-order keys `(..., D)` from row coordinates and depth."""
-    levels = jnp.arange(coord.shape[-1])
+    levels = jnp.broadcast_to(jnp.arange(coord.shape[-1]), coord.shape)
     folded = coord - _BIG * jnp.sign(coord)
     k = jnp.where(levels == 0, coord, folded)
     return jnp.where(levels < depth[..., None], k, 0.0)

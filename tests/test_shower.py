@@ -1,0 +1,658 @@
+"""Tests of the discrete-QCD shower (`diffhep.shower`): conservation laws, colour
+bookkeeping, the coupling, the O(α_s) limit, pathwise derivatives, bad input, jit.
+
+Cost: every shower compile takes seconds on a 2-core CPU, so the events are shared
+through module-scoped fixtures, the static model configuration (`capacity=64`, …) is
+the same wherever possible, and batch shapes are pinned (`N` events, `N_STEPS` scan
+steps, fixed multiplicity-bucket rows) so that each jitted function compiles once.
+The statistical tests use fixed seeds; their sizes and tolerances are stated beside
+them, and the `slow` variants repeat them at the sizes quoted in the issue.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+from scipy.special import ndtr
+
+from diffhep import observables, shower
+
+SQRT_S = shower.MZ
+C_F = 4.0 / 3.0
+N = 2000  # events per batch everywhere at the default static configuration
+N_STEPS = 32  # pinned scan length: the busiest of 56 batches of N events at α_s ≤ 0.123 had 27 emissions
+ALPHAS = (0.08, 0.118, 0.2)
+KT_MINS = (0.5, 2.0)
+# Multiplicity buckets (partons → rows) for N events, pinned so that thrust compiles
+# once for every batch of the file (the most seen in 56 batches at kt_min = 0.5: 822,
+# 1234, 801, 425, 182, 15, 1; small sizes are cheap, so N rows); a busier batch only
+# costs a recompile.
+ROWS = {4: N, 8: N, 12: 1000, 16: 550, 24: 300, 32: 100, N_STEPS + 2: 50}
+
+
+def model(alpha_s: float = 0.118, kt_min: float = 0.5) -> shower.DiscreteQCD:
+    """The default static configuration (capacity 64) at the given leaves."""
+    return shower.DiscreteQCD(alpha_s, kt_min)
+
+
+def tangent(base: shower.DiscreteQCD, **leaves: float) -> shower.DiscreteQCD:
+    """A tangent (a `DiscreteQCD`-shaped PyTree) with the named leaves set, others 0."""
+    t = jax.tree_util.tree_map(jnp.zeros_like, base)
+    for name, value in leaves.items():
+        t = eqx.tree_at(lambda m, name=name: getattr(m, name), t, jnp.asarray(value, t.alpha_s.dtype))
+    return t
+
+
+def event_mask(lay: shower.Layout) -> np.ndarray:
+    valid = np.asarray(lay.steps.valid)[:, : lay.n_steps]
+    return np.concatenate([np.ones((valid.shape[0], 2), bool), valid], axis=1)
+
+
+def buckets(lay: shower.Layout) -> observables.MultiplicityBuckets:
+    return observables.MultiplicityBuckets(event_mask(lay), granularity=N // 40, min_rows=ROWS)
+
+
+# ---------------------------------------------------------------------------------------
+# Shared samples at the default static configuration
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def grid_samples():
+    """N events at each (α_s, kt_min) of `ALPHAS` × `KT_MINS`, one key (common random
+    numbers): `{(a, kt): (layout, events, overflow)}`."""
+    out = {}
+    for a in ALPHAS:
+        for kt in KT_MINS:
+            m = model(a, kt)
+            lay = shower.layout(jr.key(101), m, N, min_steps=N_STEPS)
+            events, overflow = shower.realize(lay, m)
+            out[a, kt] = (lay, events, np.asarray(overflow))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# 1. Conservation laws
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alpha_s", ALPHAS)
+@pytest.mark.parametrize("kt_min", KT_MINS)
+def test_four_momentum_conservation_and_massless(grid_samples, alpha_s, kt_min):
+    lay, events, overflow = grid_samples[alpha_s, kt_min]
+    p = np.asarray(events.momenta)
+    mask = np.asarray(events.mask)
+    w = np.asarray(events.weights)
+    assert np.all(np.isfinite(p)) and np.all(np.isfinite(w)), "NaN/inf in momenta or weights"
+    # Overflow: none at all in N events at these settings (sample() tolerates 1e-4).
+    assert overflow.sum() == 0 and not np.any(np.asarray(lay.structure.overflow))
+    # Padding rows are exactly zero.
+    assert np.all(p[~mask] == 0.0)
+    # Σp = (√s, 0, 0, 0) per event to 1e-10 relative (float64 round-off is ~1e-14).
+    total = p.sum(axis=1)
+    dev = np.max(np.abs(total - np.array([SQRT_S, 0.0, 0.0, 0.0])), axis=-1) / SQRT_S
+    assert dev.max() < 1e-10, f"worst event violates momentum conservation by {dev.max():.2e} (relative)"
+    # Massless partons: |m²| ≤ 1e-9 E², or, for soft partons, |E − |p⃗|| ≤ 1e-12 √s:
+    # every component goes through boosts at the scale √s and carries an absolute
+    # round-off of ~1e-13 √s (measured worst 1.3e-13), which alone gives m²/E² ~ 1e-9
+    # for a 10 MeV gluon.
+    e = p[..., 0]
+    pabs = np.linalg.norm(p[..., 1:], axis=-1)
+    m2 = e**2 - pabs**2
+    assert np.all(e[mask] >= 0.0)
+    bad = (np.abs(m2) > 1e-9 * e**2) & (np.abs(e - pabs) > 1e-12 * SQRT_S)
+    assert not np.any(bad & mask), f"{np.sum(bad & mask)} partons off shell; worst |m²| = {np.abs(m2[mask]).max():.2e}"
+    print(f"\nα_s={alpha_s} kt_min={kt_min}: max |ΔΣp|/√s = {dev.max():.1e}, "
+          f"max |m²|/E² = {np.max(np.abs(m2[mask]) / np.maximum(e[mask], 1e-300) ** 2):.1e}, "
+          f"max |E − |p||/√s = {np.max(np.abs(e - pabs)[mask]) / SQRT_S:.1e}, "
+          f"<n> = {mask.sum(axis=1).mean():.2f}")
+
+
+# ---------------------------------------------------------------------------------------
+# 2. Colour bookkeeping and PDG codes
+# ---------------------------------------------------------------------------------------
+
+
+def _check_colour_event(steps: dict, st: dict, i: int) -> None:
+    """Replay event `i`'s emission steps on a colour chain and check it (see test)."""
+    valid_slots = np.nonzero(st["valid"][i])[0]
+    n_em = int(steps["valid"][i].sum())
+    assert np.all(steps["valid"][i, :n_em]) and not np.any(steps["valid"][i, n_em:]), "valid steps not a prefix"
+    assert n_em == len(valid_slots), "steps and structure disagree on the number of emissions"
+    emitted = steps["emitted"][i, :n_em]
+    assert sorted(emitted.tolist()) == sorted((2 + valid_slots).tolist()), "each emission exactly once"
+    parent, depth, b = st["parent"][i], st["depth"][i], st["bin"][i]
+
+    def ancestors(parton: int) -> set[int]:
+        out, s = set(), parton - 2
+        while s >= 0 and parent[s] >= 0:
+            out.add(2 + int(parent[s]))
+            s = int(parent[s])
+        return out
+
+    for s in valid_slots:
+        # Breadth-first slots: a parent precedes its children, one level up.
+        if parent[s] < 0:
+            assert depth[s] == 1
+        else:
+            assert parent[s] < s and st["valid"][i, parent[s]] and depth[s] == depth[parent[s]] + 1
+    chain = [0, 1]
+    for j in range(n_em):
+        e, left, right = int(emitted[j]), int(steps["left"][i, j]), int(steps["right"][i, j])
+        if j == 0:
+            assert (left, right) == (0, 1), "the first emission must come from the q q̄ dipole"
+        assert left != right and e not in chain and left in chain and right in chain
+        k = chain.index(left)
+        assert chain[k + 1] == right, f"dipole ({left}, {right}) is not colour-adjacent in {chain}"
+        chain.insert(k + 1, e)
+        s = e - 2
+        if depth[s] >= 2:
+            # A fold emission of gluon g is radiated next to g: one end of its dipole is
+            # g or a gluon of g's own fold tree (on g's side of the emission).
+            g = 2 + int(parent[s])
+            in_tree = lambda x: x == g or g in ancestors(x)  # noqa: E731
+            if b[s] > 0:  # fold rapidity > 0: on g's left
+                assert in_tree(right), f"fold emission {e} of {g}: right end {right} not in g's tree"
+            elif b[s] < 0:
+                assert in_tree(left), f"fold emission {e} of {g}: left end {left} not in g's tree"
+            else:
+                assert in_tree(left) or in_tree(right)
+    assert chain[0] == 0 and chain[-1] == 1 and len(chain) == len(set(chain)) == n_em + 2
+    pos = {x: k for k, x in enumerate(chain)}
+    # Colour order within each triangle (module docs of `_kinematics`): the q q̄
+    # triangle's gluons run in increasing rapidity bin from q to q̄; a fold's gluons with
+    # bin b > 0 sit left of their parent, b < 0 right, the outermost bins (collinear to
+    # the parent) nearest to it: order 1, 2, …, n, g, −n, …, −1 (bin 0 may go either side).
+    for owner in {-1} | {int(parent[s]) for s in valid_slots if parent[s] >= 0}:
+        kids = [int(s) for s in valid_slots if parent[s] == owner]
+        if owner < 0:
+            seq = sorted(kids, key=lambda s: pos[2 + s])
+            assert [b[s] for s in seq] == sorted(b[s] for s in seq), "q q̄ triangle out of rapidity order"
+        else:
+            g = 2 + owner
+            side = [s for s in kids if b[s] != 0]
+            left_kids = [b[s] for s in sorted(side, key=lambda s: pos[2 + s]) if pos[2 + s] < pos[g]]
+            right_kids = [b[s] for s in sorted(side, key=lambda s: pos[2 + s]) if pos[2 + s] > pos[g]]
+            assert all(x > 0 for x in left_kids) and all(x < 0 for x in right_kids)
+            assert left_kids == sorted(left_kids) and right_kids == sorted(right_kids)
+
+
+@pytest.mark.parametrize("alpha_s", ALPHAS)
+def test_colour_bookkeeping(grid_samples, alpha_s):
+    lay, events, _ = grid_samples[alpha_s, 0.5]
+    steps = {k: np.asarray(getattr(lay.steps, k)) for k in ("emitted", "left", "right", "valid")}
+    st = {k: np.asarray(getattr(lay.structure, k)) for k in ("valid", "parent", "depth", "bin")}
+    for i in range(N):
+        _check_colour_event(steps, st, i)
+    n_fold = int(np.sum(st["valid"] & (st["depth"] >= 2)))
+    n_deep = int(np.sum(st["valid"] & (st["depth"] >= 3)))
+    print(f"\nα_s={alpha_s}: {n_fold} fold emissions ({n_deep} at depth ≥ 3) checked")
+    if alpha_s == 0.118:
+        assert n_fold > 1000 and n_deep > 10, "too few folds to test the bookkeeping"
+
+
+@pytest.mark.parametrize("alpha_s", ALPHAS)
+def test_pdg_codes(grid_samples, alpha_s):
+    lay, events, _ = grid_samples[alpha_s, 0.5]
+    pdg = np.asarray(events.pdg)
+    mask = np.asarray(events.mask)
+    f = pdg[:, 0]
+    assert np.all((f >= 1) & (f <= 5)), "quark flavour outside 1..5 (n_f = 5)"
+    assert np.all(pdg[:, 1] == -f), "the antiquark must be −(quark)"
+    assert np.all(mask[:, :2])
+    assert np.all(pdg[:, 2:][mask[:, 2:]] == 21) and np.all(pdg[~mask] == 0)
+    # Z couplings: d-type quarks (d, s, b: 1, 3, 5) make ≈ 66% of events (LO, sin²θ_W = 0.2312).
+    frac_down = np.isin(f, (1, 3, 5)).mean()
+    assert 0.60 < frac_down < 0.72, frac_down  # ±6σ band for N = 2000
+
+
+# ---------------------------------------------------------------------------------------
+# 3. The coupling
+# ---------------------------------------------------------------------------------------
+
+
+def test_coupling_conversions():
+    b0 = 23.0 / (12.0 * math.pi)
+    lam = float(shower.lambda_qcd(0.118))
+    # PHYSICS.md: one loop, n_f = 5: Λ = 87.8 MeV (quoted to 3 digits: 1e-3 relative).
+    assert abs(lam / 0.0878 - 1.0) < 1e-3, lam
+    # L = ln(M_Z²/Λ²) = 1/(b0 α_s) = 13.89 (quoted to 4 digits).
+    assert abs(math.log(SQRT_S**2 / lam**2) - 13.89) < 1e-3 * 13.89
+    assert abs(math.log(SQRT_S**2 / lam**2) - 1.0 / (b0 * 0.118)) < 1e-12
+    # Round trip, to round-off (1e-14).
+    a = jnp.array([0.06, 0.08, 0.118, 0.15, 0.2, 0.22])
+    np.testing.assert_allclose(shower.alpha_s_from_lambda(shower.lambda_qcd(a)), a, rtol=1e-14)
+    for a0 in (0.08, 0.118, 0.2):
+        assert abs(float(shower.running_alpha_s(SQRT_S, a0)) / a0 - 1.0) < 1e-14
+    # dΛ/dα_s = Λ/(2 b0 α_s²), by AD, to 1e-12 relative.
+    for a0 in (0.08, 0.118, 0.2):
+        g = float(jax.grad(shower.lambda_qcd)(a0))
+        expected = float(shower.lambda_qcd(a0)) / (2.0 * b0 * a0**2)
+        assert abs(g / expected - 1.0) < 1e-12, (a0, g, expected)
+    # The model's Λ is the same function.
+    assert float(model(0.118).lambda_qcd) == lam
+
+
+# ---------------------------------------------------------------------------------------
+# 4. The O(α_s) limit
+# ---------------------------------------------------------------------------------------
+
+
+def thrust_bracket(t):
+    """[…] of the O(α_s) thrust distribution (PHYSICS.md), (1/σ) dσ/dT = (C_F α_s/2π)[…]."""
+    return 2 * (3 * t**2 - 3 * t + 2) / (t * (1 - t)) * np.log((2 * t - 1) / (1 - t)) - 3 * (3 * t - 2) * (
+        2 - t
+    ) / (1 - t)
+
+
+def test_thrust_bracket_table():
+    # The table in PHYSICS.md (re-derived numerically there), to 1e-4 relative.
+    t = np.array([0.70, 0.80, 0.90, 0.95, 0.99])
+    table = np.array([2.4536, 13.6736, 56.8430, 172.5075, 1531.09])
+    np.testing.assert_allclose(thrust_bracket(t), table, rtol=1e-4)
+
+
+def first_order_model(delta_y: float) -> shower.DiscreteQCD:
+    return shower.DiscreteQCD(
+        0.118, kt_min=0.05, kt_min_floor=0.05, delta_y=delta_y,
+        frozen_coupling=True, first_emission_only=True, capacity=8,
+    )  # fmt: skip
+
+
+_thrust_jit = jax.jit(observables.thrust)
+
+
+def first_order_chi2(delta_y: float, n_events: int, n_bins: int, seed: int) -> tuple[float, int]:
+    """χ² of the weighted thrust distribution of the first-emission density against
+    the analytic O(α_s) formula (bin-averaged), over 0.70 < T < 0.98."""
+    m = first_order_model(delta_y)
+    edges = np.linspace(0.70, 0.98, n_bins + 1)
+    sw = np.zeros(n_bins)
+    sw2 = np.zeros(n_bins)
+    chunk = 100_000
+    for c, start in enumerate(range(0, n_events, chunk)):
+        n = min(chunk, n_events - start)
+        events, overflow = shower.simulate(jr.fold_in(jr.key(seed), c), m, n)
+        assert not np.any(np.asarray(overflow))
+        t = np.asarray(_thrust_jit(events.momenta, events.mask))
+        w = np.asarray(events.weights)
+        assert np.all(np.isfinite(w)) and np.all(w >= 0)
+        sw += np.histogram(t, edges, weights=w)[0]
+        sw2 += np.histogram(t, edges, weights=w * w)[0]
+    width = np.diff(edges)
+    density = sw / n_events / width
+    error = np.sqrt(sw2) / n_events / width
+    # Bin average of the formula on a fine midpoint grid (400 points per bin).
+    u = (np.arange(400) + 0.5) / 400
+    grid = edges[:-1, None] + width[:, None] * u[None, :]
+    predicted = C_F * 0.118 / (2 * np.pi) * thrust_bracket(grid).mean(axis=1)
+    pulls = (density - predicted) / error
+    chi2 = float(np.sum(pulls**2))
+    print(f"\nO(α_s) limit, δy = {delta_y:.4g}, {n_events} events, {n_bins} bins: "
+          f"χ²/ndf = {chi2 / n_bins:.3f}; pulls {np.round(pulls, 2)}")
+    return chi2, n_bins
+
+
+# The density is exact by construction (first-emission density × its no-emission
+# probability⁻¹, ME weight on the exact phase-space map), so χ²/ndf ~ 1. The issue's
+# bound χ²/ndf < 1.5 (ndf = bins, no parameters fitted). At 14 bins a correct model
+# exceeds it with probability ≈ 10%, at 28 bins ≈ 4%: the seeds are fixed.
+@pytest.mark.parametrize("delta_y", [11.0 / 6.0, 3.0])
+def test_first_order_thrust_limit(delta_y):
+    chi2, ndf = first_order_chi2(delta_y, 50_000, 14, seed=7)
+    assert chi2 / ndf < 1.5, f"χ²/ndf = {chi2 / ndf:.3f} for δy = {delta_y}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delta_y", [11.0 / 6.0, 3.0])
+def test_first_order_thrust_limit_full(delta_y):
+    chi2, ndf = first_order_chi2(delta_y, 1_000_000, 28, seed=8)
+    assert chi2 / ndf < 1.5, f"χ²/ndf = {chi2 / ndf:.3f} for δy = {delta_y}"
+
+
+# ---------------------------------------------------------------------------------------
+# 5. Derivatives against finite differences
+# ---------------------------------------------------------------------------------------
+
+# Binned loss: soft-histogram fractions of 1−T against fixed reference fractions (flat,
+# so that (f − f_ref) is large compared with the per-batch noise in f and the product
+# (f̂ − f_ref)·∂f̂ of one batch is unbiased to O(1/N)).
+LOSS_EDGES = np.array([0.0, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.12, 0.16, 0.22, 0.30])
+LOSS_REF = np.full(len(LOSS_EDGES) - 1, 0.1)
+LOSS_H = 0.25 * 0.01  # kernel width: a quarter of the narrowest bin
+
+
+@eqx.filter_jit
+def observe_jvp(lay, b, m, t):
+    """Forward-mode derivative along the tangent `t` of the batch's weighted ⟨1−T⟩, the
+    binned loss, and of every event's momenta, weight and 1−T, with `lay` fixed."""
+
+    def f(m):
+        events, _ = shower.realize(lay, m)
+        x = 1.0 - b.apply(observables.thrust, events.momenta, events.mask)
+        w = events.weights
+        total = jnp.sum(w)
+        frac = observables.soft_histogram(x, jnp.asarray(LOSS_EDGES), LOSS_H, weights=w) / total
+        loss = jnp.sum((frac - jnp.asarray(LOSS_REF)) ** 2)
+        return jnp.sum(w * x) / total, loss, x, w, events.momenta
+
+    return jax.jvp(f, (m,), (t,))
+
+
+def batch_jvp(alpha_s: float, key, t_leaves: dict | None = None, kt_min: float = 0.5):
+    m = model(alpha_s, kt_min)
+    lay = shower.layout(key, m, N, min_steps=N_STEPS)
+    t = tangent(m, **(t_leaves or {"alpha_s": 1.0}))
+    primal, tan = observe_jvp(lay, buckets(lay), m, t)
+    return lay, jax.tree_util.tree_map(np.asarray, primal), jax.tree_util.tree_map(np.asarray, tan)
+
+
+def pooled_estimates(xs: list, ws: list) -> tuple[float, float, float, float]:
+    """⟨1−T⟩_w and the loss of a pooled sample, with delta-method variances."""
+    x, w = np.concatenate(xs), np.concatenate(ws)
+    total = w.sum()
+    mean = np.sum(w * x) / total
+    var_mean = np.sum(w**2 * (x - mean) ** 2) / total**2
+    kern = ndtr((LOSS_EDGES[None, 1:] - x[:, None]) / LOSS_H) - ndtr((LOSS_EDGES[None, :-1] - x[:, None]) / LOSS_H)
+    frac = (w[:, None] * kern).sum(axis=0) / total
+    loss = np.sum((frac - LOSS_REF) ** 2)
+    influence = w * ((kern - frac[None, :]) @ (2.0 * (frac - LOSS_REF))) / total
+    return mean, var_mean, loss, np.sum(influence**2)
+
+
+def derivative_check(n_ad: int, n_fd: int, seed: int, step: float = 0.005) -> dict:
+    """AD at α_s = 0.118 (forward mode through `realize`, layout fixed; `n_ad` batches of
+    N, mean ± standard error over batches) vs the central difference of independent
+    pooled samples at α_s ± step (`n_fd` batches of N each side, own layouts and keys)."""
+    a0 = 0.118
+    ad = np.array(
+        [[float(tan[0]), float(tan[1])] for _, _, tan in (batch_jvp(a0, jr.key(seed + i)) for i in range(n_ad))]
+    )
+    side = {}
+    for sign, offset in ((+1, 10_000), (-1, 20_000)):
+        xs, ws = [], []
+        for i in range(n_fd):
+            _, primal, _ = batch_jvp(a0 + sign * step, jr.key(seed + offset + i))
+            xs.append(primal[2])
+            ws.append(primal[3])
+        side[sign] = pooled_estimates(xs, ws)
+    (mp, vmp, lp, vlp), (mm, vmm, lm, vlm) = side[+1], side[-1]
+    out = {}
+    for name, k, fd, var_fd in (
+        ("d<1-T>/dα_s", 0, (mp - mm) / (2 * step), (vmp + vmm) / (2 * step) ** 2),
+        ("dL/dα_s", 1, (lp - lm) / (2 * step), (vlp + vlm) / (2 * step) ** 2),
+    ):
+        ad_mean, ad_err = ad[:, k].mean(), ad[:, k].std(ddof=1) / math.sqrt(n_ad)
+        sigma = math.hypot(ad_err, math.sqrt(var_fd))
+        out[name] = (ad_mean, ad_err, fd, math.sqrt(var_fd), sigma)
+        print(f"\n{name}: AD = {ad_mean:.4f} ± {ad_err:.4f} ({n_ad}×{N} events), "
+              f"FD = {fd:.4f} ± {math.sqrt(var_fd):.4f} (2×{n_fd}×{N} events, h = {step}); "
+              f"(AD − FD)/σ = {(ad_mean - fd) / sigma:+.2f}")
+    return out
+
+
+def _assert_derivatives(out: dict) -> None:
+    for name, (ad_mean, ad_err, fd, fd_err, sigma) in out.items():
+        assert abs(ad_mean - fd) < 3.0 * sigma, (
+            f"{name}: AD {ad_mean:.4f} ± {ad_err:.4f} vs FD {fd:.4f} ± {fd_err:.4f}: "
+            f"|Δ| = {abs(ad_mean - fd):.4f} > 3σ = {3 * sigma:.4f}"
+        )
+
+
+# CI size: AD 4×2000 events (σ_AD ≈ 0.01 on d⟨1−T⟩/dα_s ≈ 0.7); FD 2×6×2000 events
+# (σ_FD ≈ 0.075): agreement within 3 combined σ. The `slow` version (AD 20×2000, FD
+# 2×100×2000) has σ ≈ 0.02.
+def test_derivative_vs_finite_difference():
+    _assert_derivatives(derivative_check(n_ad=4, n_fd=6, seed=3000))
+
+
+@pytest.mark.slow
+def test_derivative_vs_finite_difference_full():
+    _assert_derivatives(derivative_check(n_ad=20, n_fd=100, seed=4000))
+
+
+# With common random numbers (the same keys at α_s ± h, each re-laid out) the finite
+# difference includes every discontinuity (emissions appearing, vanishing or changing
+# order) and its noise is small enough to resolve the pathwise estimator's bias. It
+# is known to be biased: when the two hardest emissions swap order in κ, the exact
+# O(α_s) matrix-element weight moves from one gluon to the other and the event weight
+# jumps, which fixed-layout AD cannot see. Measured 2026-11: d⟨1−T⟩/dα_s AD 0.695 vs
+# FD 0.641 ± 0.003 (20 batches, h = 0.005, 0.001 and 0.0002 agree), ≈ 8%; the events
+# whose hardest emission changes account for ≈ 0.03–0.04 of the 0.053.
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known pathwise bias from hardest-emission order swaps (ME weight jumps)")
+def test_derivative_vs_common_random_numbers():
+    a0, step, n_batches = 0.118, 0.005, 12
+    diffs = []
+    for i in range(n_batches):
+        key = jr.key(5000 + i)
+        _, _, tan = batch_jvp(a0, key)
+        _, plus, _ = batch_jvp(a0 + step, key)
+        _, minus, _ = batch_jvp(a0 - step, key)
+        fd = [(plus[k] - minus[k]) / (2 * step) for k in (0, 1)]
+        diffs.append([float(tan[0]), fd[0], float(tan[1]), fd[1]])
+    d = np.array(diffs)
+    failures = []
+    for name, k in (("d<1-T>/dα_s", 0), ("dL/dα_s", 2)):
+        delta = d[:, k] - d[:, k + 1]
+        mean, err = delta.mean(), delta.std(ddof=1) / math.sqrt(n_batches)
+        print(f"\n{name}: AD = {d[:, k].mean():.4f}, CRN FD = {d[:, k + 1].mean():.4f}; "
+              f"AD − FD = {mean:+.4f} ± {err:.4f} ({n_batches}×{N} events, h = {step})")
+        if abs(mean) > 3.0 * err:
+            failures.append(f"{name}: AD − FD = {mean:+.4f} ± {err:.4f}")
+    assert not failures, "; ".join(failures)
+
+
+# ---------------------------------------------------------------------------------------
+# 6. Finite derivatives on the parameter grid
+# ---------------------------------------------------------------------------------------
+
+GRID_ALPHAS = (0.08, 0.12, 0.16, 0.20)
+GRID_KT_MINS = (0.5, 1.5, 5.0)
+N_SMALL = 64
+
+
+@eqx.filter_jit
+def reverse_grads(lay, m, c):
+    """Reverse-mode gradients, in every model leaf, of the weighted ⟨1−T⟩ and of a fixed
+    random projection Σ c·p of all momenta (a non-finite entry of ∂p/∂θ shows in it)."""
+
+    def f(m):
+        events, _ = shower.realize(lay, m)
+        x = 1.0 - observables.thrust(events.momenta, events.mask)
+        w = events.weights
+        return jnp.stack([jnp.sum(w * x) / jnp.sum(w), jnp.sum(c * events.momenta)])
+
+    return jax.jacrev(f)(m)
+
+
+@pytest.mark.parametrize("alpha_s", GRID_ALPHAS)
+def test_derivatives_finite_on_grid(alpha_s):
+    c = np.asarray(jr.normal(jr.key(9), (N_SMALL, N_STEPS + 2, 4)))
+    for kt in GRID_KT_MINS:
+        key = jr.fold_in(jr.key(600), int(1000 * alpha_s + kt * 10))
+        # Forward mode, N events, along α_s and kt_min at once: the tangent is linear in
+        # the input tangent, and a NaN/inf created along either direction cannot cancel
+        # (x + NaN, x ± inf, 0·inf are all non-finite; `where` drops values by the primal
+        # only), so a finite JVP along (1, 1) means finite JVPs along both.
+        lay, primal, tan = batch_jvp(alpha_s, key, {"alpha_s": 1.0, "kt_min": 1.0}, kt_min=kt)
+        assert lay.n_steps == N_STEPS
+        for name, v in zip(("<1-T>", "loss", "1-T", "weights", "momenta"), tan):
+            assert np.all(np.isfinite(v)), f"non-finite d({name}) at α_s={alpha_s}, kt_min={kt}"
+        assert np.all(np.isfinite(primal[4]))
+        # Reverse mode, the first N_SMALL events of the same layout.
+        m = model(alpha_s, kt)
+        small = jax.tree_util.tree_map(lambda x: x[:N_SMALL], lay)
+        g = reverse_grads(small, m, jnp.asarray(c))
+        for leaf in ("alpha_s", "kt_min", "delta_y"):
+            v = np.asarray(getattr(g, leaf))
+            assert np.all(np.isfinite(v)), f"non-finite reverse-mode gradient in {leaf} at α_s={alpha_s}, kt_min={kt}: {v}"
+
+
+# ---------------------------------------------------------------------------------------
+# 7. Pathwise continuity with common random numbers
+# ---------------------------------------------------------------------------------------
+
+
+def discrete_content(lay: shower.Layout) -> list[np.ndarray]:
+    st = lay.structure
+    fields = [st.valid, st.bin, st.parent, st.depth, st.path, st.ancestors, st.overflow, *lay.steps]
+    return [np.asarray(f) for f in fields]
+
+
+def test_pathwise_continuity():
+    key = jr.key(700)
+    a0, h = 0.118, 1e-6
+    lay0, primal, tan = batch_jvp(a0, key)
+    p0, dp = primal[4], tan[4]
+    m_up = model(a0 + h)
+    # Re-laid out at α_s + h with the same key: the discrete content is locally constant,
+    # so almost no event changes it, and the others move by O(h).
+    lay_up = shower.layout(key, m_up, N, min_steps=N_STEPS)
+    p_up = np.asarray(shower.realize(lay_up, m_up)[0].momenta)
+    same = np.ones(N, bool)  # identical discrete content (the float fields move with α_s)
+    for x, y in zip(discrete_content(lay0), discrete_content(lay_up)):
+        same &= np.all((x == y).reshape(N, -1), axis=1)
+    assert same.mean() > 0.99, f"{(~same).sum()} of {N} events changed layout for Δα_s = {h}"
+    # Per event, max |Δp| ≤ 1.1·h·max(|∂p/∂α_s|, 1 GeV) + 1e-9 GeV (round-off): the events
+    # move at first order only (the worst event has |∂p/∂α_s| ≈ 1e3 GeV and a second
+    # derivative ≈ 4e6 GeV, a 0.2% correction at h = 1e-6).
+    diff = np.abs(p_up - p0).max(axis=(1, 2))[same]
+    bound = 1.1 * h * np.maximum(np.abs(dp).max(axis=(1, 2)), 1.0)[same] + 1e-9
+    assert np.all(diff <= bound), f"max |Δp| = {diff.max():.2e} GeV for Δα_s = {h}"
+    print(f"\nΔα_s = {h}: {(~same).sum()} of {N} layouts changed; max |Δp| = {diff.max():.2e} GeV, "
+          f"max |∂p/∂α_s| = {np.abs(dp).max():.1f} GeV")
+    # The JVP equals the finite difference of `realize` with the same layout, to 1e-5
+    # relative per event (scale: the event's largest tangent component, ≥ 1e-3 GeV).
+    # Central differences at h and h/2, Richardson-extrapolated: the O(h²) truncation
+    # error of the plain central difference reaches ~7e-5 for the most curved events
+    # (|∂p/∂α_s| ≈ 2e4 GeV); it shrinks as h² there, so the JVP is right.
+    def central(step):
+        plus = np.asarray(shower.realize(lay0, model(a0 + step))[0].momenta)
+        minus = np.asarray(shower.realize(lay0, model(a0 - step))[0].momenta)
+        return (plus - minus) / (2 * step)
+
+    fd_h, fd_h2 = central(h), central(h / 2)
+    fd = (4.0 * fd_h2 - fd_h) / 3.0
+    scale = np.maximum(np.abs(dp).max(axis=(1, 2)), 1e-3)
+    rel = np.abs(fd - dp).max(axis=(1, 2)) / scale
+    rel_plain = np.abs(fd_h - dp).max(axis=(1, 2)) / scale
+    print(f"JVP vs finite difference (h = {h}) with the layout fixed: worst relative {rel.max():.1e} "
+          f"(Richardson), {rel_plain.max():.1e} (central); median {np.median(rel):.1e}")
+    assert rel.max() < 1e-5, f"event {rel.argmax()}: JVP vs FD differ by {rel.max():.2e} (relative)"
+    assert np.mean(rel_plain < 1e-5) > 0.999
+
+
+# ---------------------------------------------------------------------------------------
+# 8. Bad input
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        (dict(alpha_s=0.0), "alpha_s"),
+        (dict(alpha_s=-0.1), "alpha_s"),
+        (dict(alpha_s=0.05), "alpha_s"),
+        (dict(alpha_s=0.25), "alpha_s"),
+        (dict(kt_min=-1.0), "kt_min"),
+        (dict(kt_min=0.3), "kt_min"),  # below kt_min_floor = 0.5
+        (dict(kt_min=50.0), "kt_min"),  # above √s/2
+        (dict(sqrt_s=0.9), "sqrt_s"),  # below 2·kt_min_floor
+        (dict(delta_y=1.0), "delta_y"),  # below delta_y_min = 1.5
+        (dict(delta_y=-1.0), "delta_y"),
+        (dict(capacity=2), "capacity"),
+        (dict(n_flavours=7), "n_flavours"),
+        (dict(alpha_s=np.ones(2)), "alpha_s"),
+    ],
+)
+def test_bad_parameters(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        shower.DiscreteQCD(**kwargs)
+
+
+def test_bad_sample_requests():
+    key = jr.key(800)
+    # Capacity too small for the requested α_s: an error that names `capacity`.
+    small = shower.DiscreteQCD(0.2, capacity=6)
+    with pytest.raises(ValueError, match="capacity"):
+        shower.sample(key, small, 200)
+    for n in (0, -5):
+        with pytest.raises(ValueError, match="n_events"):
+            shower.sample(key, model(), n)
+        with pytest.raises(ValueError, match="n_events"):
+            shower.layout(key, model(), n)
+
+
+# ---------------------------------------------------------------------------------------
+# 9. jit, eager, batching and recompilation
+# ---------------------------------------------------------------------------------------
+
+
+def test_jit_eager_and_batch_agree(grid_samples):
+    lay, events, _ = grid_samples[0.118, 0.5]
+    m = model()
+    idx = np.array([0, 1, 2])
+    keys = lay.keys[idx]
+    eager = jax.vmap(shower.shower_event, in_axes=(0, None))(keys, m)  # op by op, no jit
+    jitted = jax.jit(shower.shower_event)
+    for k, i in enumerate(idx):
+        one = jitted(keys[k], m)
+        rows = lay.n_steps + 2
+        # jit vs eager, to 1e-12 relative to √s (round-off differs with op fusion; the
+        # momenta pass through a dozen boosts: measured 2e-14 √s).
+        np.testing.assert_allclose(np.asarray(one.momenta), np.asarray(eager.momenta[k]), rtol=0, atol=1e-12 * SQRT_S)
+        np.testing.assert_allclose(float(one.weight), float(eager.weight[k]), rtol=1e-12)
+        assert np.array_equal(np.asarray(one.pdg), np.asarray(eager.pdg[k]))
+        # The batched path (layout + realize, fewer slots) gives the same event.
+        assert not np.any(np.asarray(one.mask)[rows:])
+        np.testing.assert_allclose(
+            np.asarray(one.momenta)[:rows], np.asarray(events.momenta[i]), rtol=0, atol=1e-12 * SQRT_S
+        )
+        np.testing.assert_allclose(float(one.weight), float(events.weights[i]), rtol=1e-12)
+        assert np.array_equal(np.asarray(one.pdg)[:rows], np.asarray(events.pdg[i]))
+
+
+def test_realize_does_not_recompile(grid_samples):
+    from diffhep.shower import _shower
+
+    lay, _, _ = grid_samples[0.118, 0.5]
+    compiled = _shower._realize_arrays._cached
+    shower.realize(lay, model(0.118))
+    before = compiled._cache_size()
+    # New α_s, new layout of the same shapes: no new compilation.
+    m2 = model(0.1234)
+    lay2 = shower.layout(jr.key(901), m2, N, min_steps=N_STEPS)
+    assert lay2.n_steps == lay.n_steps
+    events, _ = shower.realize(lay2, m2)
+    jax.block_until_ready(events.momenta)
+    shower.realize(lay, model(0.1181))
+    assert compiled._cache_size() == before, "realize recompiled for new parameter values"
+
+
+# ---------------------------------------------------------------------------------------
+# 10. Physics sanity
+# ---------------------------------------------------------------------------------------
+
+
+def test_physics_sanity(grid_samples):
+    means = {}
+    for a in ALPHAS:
+        lay, events, _ = grid_samples[a, 0.5]
+        m = model(a, 0.5)
+        (mean, _, x, w, _), _ = observe_jvp(lay, buckets(lay), m, tangent(m))  # shares a compile
+        means[a] = (float(mean), float(np.asarray(events.mask).sum(axis=1).mean()))
+    print("\n" + ", ".join(f"α_s={a}: <1-T>_w = {m:.4f}, <n> = {n:.2f}" for a, (m, n) in means.items()))
+    one_t, mult = means[0.118]
+    # Defaults, N = 2000 events: bands, not tuning targets (measured 0.0599 and 9.76;
+    # Pythia 8 parton level gives 0.0635 and 11.2 at its own α_s; PHYSICS.md).
+    assert 8.0 <= mult <= 14.0, mult
+    assert 0.05 <= one_t <= 0.07, one_t
+    # ⟨1−T⟩ grows with α_s (common random numbers across α_s).
+    assert means[0.08][0] < means[0.118][0] < means[0.2][0], means

@@ -47,18 +47,11 @@ ROOT = HERE.parent
 MODES = ("shower", "shower+thrust", "shower+thrust+jvp")
 PEER_MODE = {"shower": "next", "shower+thrust": "next+thrust", "shower+thrust+jvp": "next+thrust"}
 SINGLE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-PYTHIA_SETTINGS = (
-    "Beams:idA = 11",
-    "Beams:idB = -11",
-    "Beams:eCM = 91.1876",
-    "PDF:lepton = off",
-    "WeakSingleBoson:ffbar2gmZ = on",
-    "23:onMode = off",
-    "23:onIfAny = 1 2 3 4 5",
-    "HadronLevel:all = off",
-    "Next:numberCount = 0",
-    "Print:quiet = on",
-)
+# The project's one definition of Pythia 8 e+e- → Z → q q̄ at parton level (a plain
+# tuple of strings; importing it does not import pythia8mc).
+from diffhep.fit._pythia import PYTHIA_PARTON_LEVEL  # noqa: E402
+
+PYTHIA_SETTINGS = (*PYTHIA_PARTON_LEVEL, "Beams:eCM = 91.1876")
 
 
 # --------------------------------------------------------------------------- diffhep

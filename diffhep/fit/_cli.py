@@ -203,7 +203,6 @@ def run_fit_alphas_data(
         result.extra["hadronization_shifts"] = shifts
         result.extra["fit_range"] = [float(tgt.edges[0]), float(tgt.edges[-1])]
         result.extra["fit_variable"] = {"thrust": "1-T", "c": "C", "y23": "-ln y23"}[o]
-        result.overflow_fraction = result.overflow_fraction
         check_overflow(result.overflow_fraction)
         sub = out / o
         sub.mkdir(exist_ok=True)

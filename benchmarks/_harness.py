@@ -16,13 +16,14 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
+
+from diffhep.fit import write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -107,15 +108,7 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     payload = {"benchmark": name, "environment": env, **result}
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}-{env['platform']}.json"
-    fd, tmp = tempfile.mkstemp(dir=RESULTS, prefix=f".{name}-", suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_json_atomic(path, payload)  # the project's one atomic writer
     return path
 
 

@@ -23,6 +23,13 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path, paths: list[Path]) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    paths.append(path)
+
+
 def plot_fit(out_dir: Path, result, targets, arrays) -> list[Path]:
     """Data vs fitted model (with ratio panel) per observable, the α_s trajectory, and
     the likelihood scan with the ±1σ points. Returns the written paths."""
@@ -48,11 +55,7 @@ def plot_fit(out_dir: Path, result, targets, arrays) -> list[Path]:
         rax.set_ylim(0.7, 1.3)
         rax.set_ylabel("data / model")
         rax.set_xlabel(_LABELS[tgt.observable])
-        fig.tight_layout()
-        p = out_dir / f"fit_{tgt.observable}.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
+        _save(plt, fig, out_dir / f"fit_{tgt.observable}.png", paths)
 
     fig, ax = plt.subplots(figsize=(7, 5))
     traj = np.asarray(arrays["trajectory"])
@@ -63,11 +66,7 @@ def plot_fit(out_dir: Path, result, targets, arrays) -> list[Path]:
     ax.set_xlabel("step")
     ax.set_ylabel(r"$\alpha_s(M_Z)$")
     ax.legend(fontsize=12)
-    fig.tight_layout()
-    p = out_dir / "trajectory.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    paths.append(p)
+    _save(plt, fig, out_dir / "trajectory.png", paths)
 
     if "scan_alpha" in arrays:
         fig, ax = plt.subplots(figsize=(7, 5))
@@ -84,9 +83,5 @@ def plot_fit(out_dir: Path, result, targets, arrays) -> list[Path]:
         ax.set_xlabel(r"$\alpha_s(M_Z)$")
         ax.set_ylabel(r"$-\Delta \ln L$")
         ax.legend(fontsize=12)
-        fig.tight_layout()
-        p = out_dir / "scan.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
+        _save(plt, fig, out_dir / "scan.png", paths)
     return paths

@@ -126,6 +126,25 @@ def test_negative_mass_or_width_raises(params, field):
         params.replace(**{field: -1.0})
 
 
+def test_replace_under_jit_and_grad(params):
+    # `replace` on traced values (inside jit/grad) must not run Python bool checks.
+    momenta = two_to_two(1000.0, 0.3, M_TOP, phi=0.4)
+
+    def f(mt):
+        return me.matrix_element("g g > t t~", momenta, params.replace(MT=mt))
+
+    value, grad = jax.jit(jax.value_and_grad(f))(173.0)
+    assert float(value) == pytest.approx(float(f(173.0)), rel=1e-14)
+    h = 1e-3
+    fd = (float(f(173.0 + h)) - float(f(173.0 - h))) / (2 * h)
+    assert float(grad) == pytest.approx(fd, rel=1e-7)
+    # A captured params, replaced inside jit with a constant, is checked concretely.
+    assert float(jax.jit(lambda: params.replace(MT=172.0).MT)()) == 172.0
+    # A traced negative value fails when the compiled code runs.
+    with pytest.raises(Exception, match="SMParameters.WT must be >= 0"):
+        jax.block_until_ready(jax.jit(lambda w: params.replace(WT=w).WT)(-1.0))
+
+
 def test_derived_couplings_are_differentiable(params):
     # d MW / d MZ from the closed form, against a finite difference.
     grad = jax.grad(lambda p: p.MW)(params).MZ

@@ -11,10 +11,12 @@ output): the electroweak inputs are α_EW(M_Z)⁻¹, G_F and M_Z.
 import importlib.resources
 import math
 import os
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 # (block, PDG id) -> field name, for the entries of the MG5 sm card that we read.
@@ -89,8 +91,37 @@ def read_param_card(path: str | os.PathLike) -> dict[str, dict[int, float]]:
     return blocks
 
 
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
+def _concrete(x) -> np.ndarray | None:
+    """`x` as a NumPy array when its value is known at trace time, else `None`.
+
+    NumPy, not jnp: under `jit`, jnp operations on constants are traced too, so a
+    Python `bool` of `jnp.any(x < 0)` fails even for a concrete `x`.
+    """
+    if isinstance(x, jax.core.Tracer):
+        return None
+    try:
+        return np.asarray(x)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return None
+
+
+def _checked(name: str, strict: bool) -> Callable[[ArrayLike], Array]:
+    """Converter for field `name`: a 0-d float array, with a runtime check if traced.
+
+    Concrete values are checked in `SMParameters.__check_init__` (a `ValueError`
+    naming the value); traced ones (e.g. `params.replace(MT=mt)` inside `jit` or
+    `grad`) get `eqx.error_if`, which raises when the compiled code runs.
+    """
+    bound = "positive" if strict else ">= 0"
+
+    def convert(x: ArrayLike) -> Array:
+        x = _scalar(x)
+        if _concrete(x) is None:
+            bad = (x <= 0) if strict else (x < 0)
+            x = eqx.error_if(x, bad, f"SMParameters.{name} must be {bound}")
+        return x
+
+    return convert
 
 
 class SMParameters(eqx.Module):
@@ -109,31 +140,32 @@ class SMParameters(eqx.Module):
     default) and change entries with `eqx.tree_at` or `replace`.
     """
 
-    MB: Float[Array, ""] = eqx.field(converter=_scalar)
-    MT: Float[Array, ""] = eqx.field(converter=_scalar)
-    MTA: Float[Array, ""] = eqx.field(converter=_scalar)
-    MZ: Float[Array, ""] = eqx.field(converter=_scalar)
-    MH: Float[Array, ""] = eqx.field(converter=_scalar)
-    WT: Float[Array, ""] = eqx.field(converter=_scalar)
-    WZ: Float[Array, ""] = eqx.field(converter=_scalar)
-    WW: Float[Array, ""] = eqx.field(converter=_scalar)
-    WH: Float[Array, ""] = eqx.field(converter=_scalar)
-    aEWM1: Float[Array, ""] = eqx.field(converter=_scalar)
-    Gf: Float[Array, ""] = eqx.field(converter=_scalar)
-    aS: Float[Array, ""] = eqx.field(converter=_scalar)
+    MB: Float[Array, ""] = eqx.field(converter=_checked("MB", strict=False))
+    MT: Float[Array, ""] = eqx.field(converter=_checked("MT", strict=False))
+    MTA: Float[Array, ""] = eqx.field(converter=_checked("MTA", strict=False))
+    MZ: Float[Array, ""] = eqx.field(converter=_checked("MZ", strict=False))
+    MH: Float[Array, ""] = eqx.field(converter=_checked("MH", strict=False))
+    WT: Float[Array, ""] = eqx.field(converter=_checked("WT", strict=False))
+    WZ: Float[Array, ""] = eqx.field(converter=_checked("WZ", strict=False))
+    WW: Float[Array, ""] = eqx.field(converter=_checked("WW", strict=False))
+    WH: Float[Array, ""] = eqx.field(converter=_checked("WH", strict=False))
+    aEWM1: Float[Array, ""] = eqx.field(converter=_checked("aEWM1", strict=True))
+    Gf: Float[Array, ""] = eqx.field(converter=_checked("Gf", strict=True))
+    aS: Float[Array, ""] = eqx.field(converter=_checked("aS", strict=True))
     ymb: Float[Array, ""] = eqx.field(converter=_scalar)
     ymt: Float[Array, ""] = eqx.field(converter=_scalar)
     ymtau: Float[Array, ""] = eqx.field(converter=_scalar)
 
     def __check_init__(self):
+        # Concrete values only; traced ones carry an `eqx.error_if` from their converter.
         for name in _MASSES_AND_WIDTHS:
-            value = getattr(self, name)
-            if _is_concrete(value) and bool(jnp.any(value < 0)):
-                raise ValueError(f"SMParameters.{name} = {float(value)} GeV is negative; masses and widths must be >= 0")
+            value = _concrete(getattr(self, name))
+            if value is not None and np.any(value < 0):
+                raise ValueError(f"SMParameters.{name} = {value} GeV is negative; masses and widths must be >= 0")
         for name in ("aEWM1", "Gf", "aS"):
-            value = getattr(self, name)
-            if _is_concrete(value) and bool(jnp.any(value <= 0)):
-                raise ValueError(f"SMParameters.{name} = {float(value)} must be positive")
+            value = _concrete(getattr(self, name))
+            if value is not None and np.any(value <= 0):
+                raise ValueError(f"SMParameters.{name} = {value} must be positive")
 
     # ------------------------------------------------------------------ I/O
     @classmethod

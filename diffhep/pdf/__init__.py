@@ -12,3 +12,10 @@ Scales in GeV. x or Q outside the grid is an error (no extrapolation).
 
 from ._lhagrid import LHAGrid as LHAGrid, Subgrid as Subgrid, read_lhagrid1 as read_lhagrid1
 from ._pdf import ALL_PIDS as ALL_PIDS, PDF as PDF, pythia_pdfdata_dir as pythia_pdfdata_dir
+from ._hadronic import (
+    GEV2_TO_PB as GEV2_TO_PB,
+    alpha_s_one_loop as alpha_s_one_loop,
+    sigma_pp_ttbar as sigma_pp_ttbar,
+    sigma_pp_ttbar_terms as sigma_pp_ttbar_terms,
+    sobol_uniforms as sobol_uniforms,
+)

@@ -212,8 +212,10 @@ class PDF(eqx.Module):
         module docstring).
         """
         full = self._all_columns(x, q2)
-        cols = [self.columns[int(_pid_code(p))] for p in ALL_PIDS]
-        return full[..., jnp.asarray(cols)]
+        # Static column indices, computed in Python: `_pid_code` is a jnp function
+        # and would be staged (not concrete) under an outer jit.
+        cols = [self.columns[p + 6 if abs(p) <= 6 else 6] for p in ALL_PIDS]
+        return full[..., np.asarray(cols)]
 
     def xfxQ_all(self, x: Float[ArrayLike, "*#b"], q: Float[ArrayLike, "*#b"]) -> Float[Array, "*batch 13"]:
         """`xfxQ2_all` with the scale given as Q in GeV."""

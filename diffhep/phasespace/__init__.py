@@ -11,6 +11,8 @@ Momenta are ``(E, px, py, pz)`` in GeV, metric ``(+,-,-,-)``.
 - `two_body_decay`, `two_body_decay_inverse`: a moving parent → 2, for decay chains.
 - `bw_map`, `bw_map_inverse`: Breit–Wigner mapping of an intermediate mass².
 - `massless_volume`: the closed-form massless n-body volume.
+- `ttbar_decay_chain`, `ttbar_decay_chain_inverse`: t t̄ → (b u d̄)(b̄ d ū) with
+  Breit–Wigner-mapped top and W masses (14 uniforms), invertible.
 
 Every function is per-event and lifted with `vmap` over broadcast leading
 dimensions; all are differentiable and work under `jit`.
@@ -26,3 +28,4 @@ from ._twobody import (
     two_body_decay_inverse as two_body_decay_inverse,
     two_body_inverse as two_body_inverse,
 )
+from ._chain import N_CHAIN as N_CHAIN, ttbar_decay_chain as ttbar_decay_chain, ttbar_decay_chain_inverse as ttbar_decay_chain_inverse

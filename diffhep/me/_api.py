@@ -8,7 +8,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from ._params import SMParameters
 from ._process import Process, matrix_element_kernel, parse_process
-from ._sm_processes import SM_PROCESSES
+from ._sm_processes import SM_PROCESSES, generated_processes
 
 
 @functools.cache
@@ -16,6 +16,8 @@ def _registry() -> dict[str, Process]:
     out = {}
     for text in SM_PROCESSES:
         proc = parse_process(text)
+        out[proc.name] = proc
+    for proc in generated_processes():
         out[proc.name] = proc
     return out
 

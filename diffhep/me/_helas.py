@@ -451,3 +451,53 @@ def VVVV4_0(V1: Wave, V2: Wave, V3: Wave, V4: Wave, COUP: Coupling) -> Complex[A
     """Four-gluon amplitude, ``VVVV4`` structure (ALOHA ``VVVV4_0``)."""
     v1, v2, v3, v4 = V1[2:], V2[2:], V3[2:], V4[2:]
     return 1j * COUP * (_dot(v1, v2) * _dot(v3, v4) - _dot(v1, v3) * _dot(v2, v4))
+
+
+# ------------------------------------------------ beyond MadGraph's sm set
+def FFV2_1(F2: Wave, V3: Wave, COUP: Coupling, M1: Real, W1: Real) -> Wave:
+    """Off-shell fermion from the `F2` leg and a vector, ``γ^μ P_L`` vertex (ALOHA ``FFV2_1``).
+
+    **Returns:** `COUP·i (M − γ·P) P_L (γ·V3) F2 / (P² − M² + iMΓ)` with `P = −flow`,
+    where `P_L` keeps the chirality that `FFV2_0` couples (entries 2–3 of `F1`).
+    """
+    flow = F2[0:2] + V3[0:2]
+    p1 = -_flow_momentum(flow)
+    eye = jnp.eye(4, dtype=F2.dtype)
+    left = jnp.diag(jnp.array([1.0, 1.0, 0.0, 0.0], dtype=F2.dtype))
+    num = (M1 * eye - _slash(p1)) @ left @ _slash(V3[2:]) @ F2[2:]
+    return jnp.concatenate([flow, COUP * 1j * num / _denominator(p1, M1, W1)])
+
+
+def FFV2_2(F1: Wave, V3: Wave, COUP: Coupling, M2: Real, W2: Real) -> Wave:
+    """Off-shell fermion from the `F1` leg and a vector, ``γ^μ P_L`` vertex (ALOHA ``FFV2_2``).
+
+    **Returns:** `COUP·i F1 P_L (γ·V3)(γ·P + M) / (P² − M² + iMΓ)` with `P = −flow`.
+    """
+    flow = F1[0:2] + V3[0:2]
+    p2 = -_flow_momentum(flow)
+    eye = jnp.eye(4, dtype=F1.dtype)
+    left = jnp.diag(jnp.array([1.0, 1.0, 0.0, 0.0], dtype=F1.dtype))
+    num = F1[2:] @ left @ _slash(V3[2:]) @ (_slash(p2) + M2 * eye)
+    return jnp.concatenate([flow, COUP * 1j * num / _denominator(p2, M2, W2)])
+
+
+def VVVV_ordered_P0_1(V2: Wave, V3: Wave, V4: Wave, COUP: Coupling, M1: Real, W1: Real) -> Wave:
+    """Off-shell gluon from the colour-ordered four-gluon vertex, cyclic order (1, 2, 3, 4).
+
+    The Lorentz structure ``2 g^{13} g^{24} − g^{12} g^{34} − g^{14} g^{23}``
+    (= ``VVVV4 − VVVV1`` of ALOHA) that multiplies ``Tr(T^1 T^2 T^3 T^4)`` once
+    the ``f f`` colour factors are expanded in traces (Berends–Giele; Dixon,
+    hep-ph/9601359), with the sign that makes it pair with ``GC_12 = i g_s²``
+    in the rules of `_qcd` (``VVVV1 − VVVV4``).
+    """
+    v2, v3, v4 = V2[2:], V3[2:], V4[2:]
+    return _vvvv_current(V2, V3, V4, COUP, M1, W1, v2 * _dot(v3, v4) + v4 * _dot(v2, v3), 2.0 * v3 * _dot(v2, v4))
+
+
+def ADD(W1: Wave, W2: Wave) -> Wave:
+    """The sum of two off-shell wavefunctions of the same line (same momentum flow).
+
+    Keeps the flow of `W1` (entries 0–1) and adds the components (entries 2–5):
+    a sum over the diagrams that feed one internal line.
+    """
+    return jnp.concatenate([W1[0:2], W1[2:] + W2[2:]])

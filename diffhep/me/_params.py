@@ -267,7 +267,8 @@ class SMParameters(eqx.Module):
         `GC_3 = −i e` (photon–fermion, scaled by the charge in the vertex call),
         `GC_10 = −g_s` (three-gluon), `GC_11 = i g_s` (quark–gluon),
         `GC_12 = i g_s²` (four-gluon), `GC_50 = −i e c_w/(2 s_w)` and
-        `GC_59 = i e s_w/(2 c_w)` (Z–fermion).
+        `GC_59 = i e s_w/(2 c_w)` (Z–fermion), `GC_100 = i e/(√2 s_w)` (W–quark,
+        unit CKM).
         """
         i = 1j
         ee, cw, sw, G = self.ee, self.cw, self.sw, self.G
@@ -278,6 +279,7 @@ class SMParameters(eqx.Module):
             "GC_12": i * G**2,
             "GC_50": -(cw * ee * i) / (2.0 * sw),
             "GC_59": (ee * i * sw) / (2.0 * cw),
+            "GC_100": (ee * i) / (sw * math.sqrt(2.0)),
         }
 
     def masses(self) -> dict[str, Array]:

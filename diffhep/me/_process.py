@@ -64,6 +64,10 @@ _ROUTINES: dict[str, tuple[Callable, int]] = {
     "VVVV1P0_1": (_helas.VVVV1P0_1, 3),
     "VVVV3P0_1": (_helas.VVVV3P0_1, 3),
     "VVVV4P0_1": (_helas.VVVV4P0_1, 3),
+    "FFV2_1": (_helas.FFV2_1, 2),
+    "FFV2_2": (_helas.FFV2_2, 2),
+    "VVVV_ordered_P0_1": (_helas.VVVV_ordered_P0_1, 3),
+    "ADD": (_helas.ADD, 2),
 }
 
 
@@ -98,6 +102,10 @@ class Process:
     colour_matrix: tuple[tuple[float, ...], ...]
     colour_denominators: tuple[float, ...]
     average: int
+    # Optional: the calls describe one colour flow; it is evaluated (vmap) once per
+    # row of `permutations`, the external wavefunction read into slot k being
+    # number `row[k]`, and the amplitudes of all rows are concatenated (see `_qcd`).
+    permutations: tuple[tuple[int, ...], ...] = ()
 
     @property
     def n_external(self) -> int:
@@ -249,11 +257,34 @@ def _amplitudes(
     return jnp.stack(amps)
 
 
+def amplitudes_from_wavefunctions(
+    process: Process, externals: list[Array], couplings: dict[str, Array], masses: dict[str, Array]
+) -> Array:
+    """All amplitude lines `(n_amplitudes,)` for given external wavefunctions.
+
+    For tests that feed non-standard wavefunctions (e.g. a gluon polarisation
+    replaced by its momentum, for gauge invariance). `couplings` must already be
+    complex.
+    """
+    if not process.permutations:
+        return _amplitudes(process, externals, couplings, masses)
+    # One template, vmapped over relabellings of the externals: a few calls
+    # traced once instead of one per colour flow (compile time).
+    stacked = jnp.stack(externals)
+    perms = jnp.asarray(np.array(process.permutations))
+
+    def one_flow(perm):
+        permuted = stacked[perm]
+        return _amplitudes(process, [permuted[k] for k in range(process.n_external)], couplings, masses)
+
+    return jax.vmap(one_flow)(perms).reshape(-1)
+
+
 def helicity_amplitudes(process: Process, momenta: Float[ArrayLike, "n 4"], params: SMParameters) -> Array:
     """Amplitudes `(n_helicities, n_amplitudes)` of one event, before colour algebra.
 
     Rows follow `process.helicities()`, columns the amplitude lines of the
-    description. For diagnostics, e.g. MadGraph's single-diagram-enhancement weights.
+    description (for a `permutations` process: flow-major, each flow's lines). For diagnostics, e.g. MadGraph's single-diagram-enhancement weights.
     """
     momenta = jnp.asarray(momenta)
     couplings = {k: v.astype(jnp.result_type(momenta.dtype, jnp.complex64)) for k, v in params.couplings().items()}
@@ -262,7 +293,7 @@ def helicity_amplitudes(process: Process, momenta: Float[ArrayLike, "n 4"], para
 
     def one_helicity(idx):
         externals = [states[k][idx[k]] for k in range(process.n_external)]
-        return _amplitudes(process, externals, couplings, masses)
+        return amplitudes_from_wavefunctions(process, externals, couplings, masses)
 
     return jax.vmap(one_helicity)(jnp.asarray(_helicity_index(process)))
 

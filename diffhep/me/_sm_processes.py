@@ -5,8 +5,14 @@ averaging factor of MadGraph5_aMC@NLO's standalone CUDA/C++ output for the same
 ``generate`` string (madgraph5/madgraph4gpu, ``epochX/cudacpp``: the
 ``ee_mumu.sa``, ``gg_tt.sa`` and ``pp_tt012j.mad`` process directories).
 Couplings: ``GC_3 = −ie``, ``GC_10 = −g_s``, ``GC_11 = i g_s``, ``GC_12 = i g_s²``,
-``GC_50``/``GC_59`` the Z couplings. Particle order is MadGraph's.
+``GC_50``/``GC_59`` the Z couplings, ``GC_100`` the W–quark coupling. Particle order is MadGraph's.
+
+``g g > t t~ g g`` (123 diagrams) is generated, not transcribed: see
+`generated_processes` and `_qcd`.
 """
+
+from ._process import External, Process
+from ._qcd import quark_line_process
 
 EPEM_MUPMUM = """
 process: e+ e- > mu+ mu-
@@ -129,4 +135,47 @@ FFV1_0(w0, w5, w6, GC_11) -> -1/2@2 +1/6@3
 VVV1_0(w4, w7, w6, GC_10) -> +i/2@1 -i/2@2
 """
 
-SM_PROCESSES: tuple[str, ...] = (EPEM_MUPMUM, UUX_DDX, UUX_TTX, BBX_TTX, GG_TTX, GG_TTXG, UUX_TTXG)
+# MadJax's 14-dimensional example: g g > t t~ with both tops decayed through W
+# bosons to quarks, as MadGraph builds a decay chain. Only the three g g > t t~
+# diagrams with the decay attached (on-shell topology); the tops and Ws propagate
+# with fixed-width Breit–Wigner denominators (MT, WT; MW, WW) and the full
+# numerators, so spin correlations are exact. The b quark is massive (MB), as in
+# the MG5 sm model. Colour: the g g > t t~ flows times a singlet δ for each
+# W → q q̄', so the matrix is 3·3 = 9 times that of g g > t t~.
+GG_TTX_DECAYED = """
+process: g g > t t~, t > b u d~, t~ > b~ d u~
+externals: v(ZERO,-1) v(ZERO,-1) o(MB,+1) o(ZERO,+1) i(ZERO,-1) i(MB,-1) o(ZERO,+1) i(ZERO,-1)
+average: 256
+colour_denominators: 1 1
+colour_matrix: 48 -6 / -6 48
+# t > b W+, W+ > u d~ (an outgoing top line, o-type)
+w8 = FFV2_3(w4, w3, GC_100, MW, WW)
+w9 = FFV2_1(w2, w8, GC_100, MT, WT)
+# t~ > b~ W-, W- > d u~ (an outgoing antitop line, i-type)
+w10 = FFV2_3(w7, w6, GC_100, MW, WW)
+w11 = FFV2_2(w5, w10, GC_100, MT, WT)
+# g g > t t~ on the decayed lines: s, t and u channels
+w12 = VVV1P0_1(w0, w1, GC_10, ZERO, ZERO)
+FFV1_0(w11, w9, w12, GC_11) -> +i@0 -i@1
+w13 = FFV1_1(w9, w0, GC_11, MT, WT)
+FFV1_0(w11, w13, w1, GC_11) -> -1@0
+w13 = FFV1_2(w11, w0, GC_11, MT, WT)
+FFV1_0(w13, w9, w1, GC_11) -> -1@1
+"""
+
+SM_PROCESSES: tuple[str, ...] = (EPEM_MUPMUM, UUX_DDX, UUX_TTX, BBX_TTX, GG_TTX, GG_TTXG, UUX_TTXG, GG_TTX_DECAYED)
+
+
+def generated_processes() -> tuple[Process, ...]:
+    """Processes built by the colour-ordered recursion of `_qcd` (too many diagrams to list)."""
+    gluon_in, gluon_out = External("v", "ZERO", -1), External("v", "ZERO", +1)
+    top, antitop = External("o", "MT", +1), External("i", "MT", -1)
+    gg_ttxgg = quark_line_process(
+        "g g > t t~ g g",
+        (gluon_in, gluon_in, top, antitop, gluon_out, gluon_out),
+        quark=2,
+        antiquark=3,
+        gluons=(0, 1, 4, 5),
+        average=512,  # 4 helicities × 64 colours × 2! identical final gluons
+    )
+    return (gg_ttxgg,)

@@ -190,7 +190,7 @@ def _chain_inverse_kernel(p, mt, wt, mw, ww, mb):
 
 
 def ttbar_decay_chain_inverse(
-    momenta: Float[ArrayLike, "*#b 6 4"],
+    momenta: Float[ArrayLike, "*#b n 4"],
     mt: Float[ArrayLike, "*#b"],
     wt: Float[ArrayLike, "*#b"],
     mw: Float[ArrayLike, "*#b"],

@@ -57,156 +57,45 @@ from pathlib import Path
 
 import numpy as np
 
+from diffhep.fit._hadronization import (
+    HADRONIZATION_SETTINGS as SETTINGS,
+    OBSERVABLES,
+    bin_index,
+    correction_factors,
+    generate_event_shapes,
+    pythia_settings,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "diffhep" / "fit" / "data" / "hadronization_91GeV.json"
 SQRT_S = 91.2
-OBSERVABLES = ("thrust", "c_parameter", "y23")
-
-BASE_SETTINGS = [
-    "Beams:idA = 11",
-    "Beams:idB = -11",
-    f"Beams:eCM = {SQRT_S}",
-    "PDF:lepton = off",
-    "WeakSingleBoson:ffbar2gmZ = on",
-    "23:onMode = off",
-    "23:onIfAny = 1 2 3 4 5",
-    "HadronLevel:all = off",
-    "ParticleDecays:limitTau0 = on",
-    "ParticleDecays:tau0Max = 10",
-    "Next:numberCount = 0",
-    "Print:quiet = on",
-    "Random:setSeed = on",
-]
-SETTINGS = {
-    "default": {"extra": [], "description": "Pythia 8 default tune (Monash 2013), StringPT:sigma = 0.335"},
-    "sigma_pt_down": {"extra": ["StringPT:sigma = 0.30"], "description": "StringPT:sigma 0.335 -> 0.30 GeV"},
-    "sigma_pt_up": {"extra": ["StringPT:sigma = 0.37"], "description": "StringPT:sigma 0.335 -> 0.37 GeV"},
-}
-CHUNK = 4096  # events per C-parameter batch
-PAD = 16  # pad multiplicities to a multiple of this (few jit shapes)
-
-
-def _pad(particles: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    cap = max(PAD, -(-max(len(p) for p in particles) // PAD) * PAD)
-    momenta = np.zeros((len(particles), cap, 4))
-    mask = np.zeros((len(particles), cap), bool)
-    for i, p in enumerate(particles):
-        momenta[i, : len(p)] = p
-        mask[i, : len(p)] = True
-    return momenta, mask
-
-
-def _bin(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin index per value, −1 outside [edges[0], edges[-1]]; the last bin is closed
-    on the right (T = 1 for back-to-back q q̄), and values within 1e-12 outside
-    the range (round-off, e.g. C = −1e-17) count as inside."""
-    v = np.clip(values, edges[0], edges[-1])
-    v = np.where(np.abs(values - v) <= 1e-12, v, np.nan)
-    idx = np.searchsorted(edges, v, side="right") - 1
-    idx = np.where(v == edges[-1], len(edges) - 2, idx)
-    return np.where(np.isnan(v), -1, idx).astype(np.int32)
 
 
 def run_setting(name: str, n_events: int, seed: int, n_check: int) -> dict:
-    """Generate `n_events` events for setting `name`; return per-event bin indices
-    (parton, hadron) per observable plus summary numbers."""
-    import fastjet
+    """Generate `n_events` events for setting `name` (`generate_event_shapes`, all
+    three observables); return per-event ALEPH-bin indices (parton, hadron) per
+    observable plus summary numbers."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    import pythia8mc
-
-    from diffhep import observables as O
     from diffhep.io import aleph_event_shapes
 
     edges = {k: s.edges for k, s in aleph_event_shapes().items()}
-    pythia = pythia8mc.Pythia("", False)
-    for line in BASE_SETTINGS + SETTINGS[name]["extra"] + [f"Random:seed = {seed}"]:
-        if not pythia.readString(line):
-            raise RuntimeError(f"Pythia rejected {line!r}")
-    if not pythia.init():
-        raise RuntimeError("Pythia init failed")
-    thrust = pythia8mc.Thrust()  # select = 2: visible final state
-    jet_def = fastjet.JetDefinition0Param(fastjet.ee_kt_algorithm)
-    c_param = jax.jit(O.c_parameter)
-
-    def y23(p: np.ndarray) -> float:
-        jets = [fastjet.PseudoJet(px, py, pz, e) for e, px, py, pz in p]
-        return fastjet.ClusterSequence(jets, jet_def).exclusive_ymerge(2) if len(jets) >= 3 else 0.0
-
+    log = lambda line: print(f"  {line}", file=sys.stderr, flush=True)  # noqa: E731
+    gen = generate_event_shapes(SQRT_S, n_events, name, seed, OBSERVABLES, n_check=n_check, log=log)
+    values, mult = gen["values"], gen["multiplicity"]
     levels = ("parton", "hadron")
-    values = {lv: {k: np.empty(n_events) for k in OBSERVABLES} for lv in levels}
-    mult = {lv: np.empty(n_events, np.int32) for lv in levels}
-    check = {lv: [] for lv in levels}
-    buffer = {lv: [] for lv in levels}
-    n_failed = 0
-    t0 = time.time()
-
-    def flush(end: int):
-        for lv in levels:
-            if buffer[lv]:
-                momenta, mask = _pad(buffer[lv])
-                values[lv]["c_parameter"][end - len(buffer[lv]) : end] = np.asarray(c_param(momenta, mask))
-                buffer[lv] = []
-
-    i = 0
-    while i < n_events:
-        if not pythia.next():
-            n_failed += 1
-            continue
-        event = pythia.event
-        parts = {}
-        ok = True
-        for lv in levels:
-            if lv == "hadron" and not pythia.forceHadronLevel():
-                ok = False
-                break
-            p = np.array([(q.e(), q.px(), q.py(), q.pz()) for q in event if q.isFinal() and q.isVisible()])
-            if not thrust.analyze(event):
-                ok = False
-                break
-            parts[lv] = (p, thrust.thrust())
-        if not ok:
-            n_failed += 1
-            continue
-        for lv, (p, t) in parts.items():
-            values[lv]["thrust"][i] = t
-            values[lv]["y23"][i] = y23(p)
-            mult[lv][i] = len(p)
-            buffer[lv].append(p)
-            if i < n_check:
-                check[lv].append(p)
-        i += 1
-        if i % CHUNK == 0 or i == n_events:
-            flush(i)
-        if i % 20000 == 0:
-            rate = i / (time.time() - t0)
-            print(f"  [{name}] {i}/{n_events} events, {rate:.0f}/s", file=sys.stderr, flush=True)
-    wall = time.time() - t0
-
-    # Cross-check Pythia's thrust and fastjet's y23 against diffhep.observables.
-    checks = {}
-    for lv in levels:
-        momenta, mask = _pad(check[lv])
-        n = len(check[lv])
-        dt = np.abs(np.asarray(jax.jit(O.thrust)(momenta, mask)) - values[lv]["thrust"][:n])
-        y_ref = values[lv]["y23"][:n]
-        dy = np.abs(np.asarray(jax.jit(O.durham_y23)(momenta, mask)) - y_ref) / np.maximum(y_ref, 1e-300)
-        checks[lv] = {"n_events": n, "max_abs_dT": float(dt.max()), "max_rel_dy23": float(dy.max())}
-        if dt.max() > 1e-10 or dy.max() > 1e-9:
-            raise RuntimeError(f"{name}/{lv}: diffhep vs Pythia/fastjet disagree: {checks[lv]}")
-
     with np.errstate(divide="ignore"):
         xs = {lv: {**values[lv], "y23": -np.log(values[lv]["y23"])} for lv in levels}
-    bins = {k: {lv: _bin(xs[lv][k], edges[k]) for lv in levels} for k in OBSERVABLES}
+    bins = {k: {lv: bin_index(xs[lv][k], edges[k]) for lv in levels} for k in OBSERVABLES}
     return {
         "name": name,
         "seed": seed,
         "n_events": n_events,
-        "n_failed": n_failed,
-        "wall_s": wall,
+        "n_failed": gen["n_failed"],
+        "wall_s": gen["wall_s"],
         "bins": bins,
-        "checks": checks,
+        "checks": gen["checks"],
         "summary": {
             lv: {
                 "mean_1_minus_T": float(np.mean(1 - values[lv]["thrust"])),
@@ -216,40 +105,8 @@ def run_setting(name: str, n_events: int, seed: int, n_check: int) -> dict:
             }
             for lv in levels
         },
-        "pythia_version": pythia.parm("Pythia:versionNumber"),
+        "pythia_version": gen["pythia_version"],
     }
-
-
-def corrections(bp: np.ndarray, bh: np.ndarray, n_bins: int, rng: np.random.Generator, n_boot: int = 200) -> dict:
-    """Correction factors and their delta-method and bootstrap MC errors from the
-    per-event bin indices at parton (`bp`) and hadron (`bh`) level."""
-    n = len(bp)
-    p = np.bincount(bp[bp >= 0], minlength=n_bins).astype(float)
-    h = np.bincount(bh[bh >= 0], minlength=n_bins).astype(float)
-    both = bp == bh
-    n11 = np.bincount(bp[both & (bp >= 0)], minlength=n_bins).astype(float)
-    ok = (p > 0) & (h > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c = np.where(ok, h / p, np.nan)
-        # 1/H + 1/P − 2 N11/(H P) = (migrations in + out)/(H P); with no observed
-        # migration (tiny bins) count one, so that the error is never zero.
-        migrations = np.maximum(h + p - 2 * n11, 1.0)
-        rel2 = np.where(ok, migrations / (h * p), np.nan)
-    err = c * np.sqrt(np.maximum(rel2, 0.0))
-    # Poisson bootstrap: each event gets a Poisson(1) weight in each replica.
-    boot = np.empty((n_boot, n_bins))
-    for r in range(n_boot):
-        w = rng.poisson(1.0, n).astype(float)
-        pw = np.bincount(bp[bp >= 0], weights=w[bp >= 0], minlength=n_bins)
-        hw = np.bincount(bh[bh >= 0], weights=w[bh >= 0], minlength=n_bins)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            boot[r] = hw / pw
-    boot = np.where(np.isfinite(boot), boot, np.nan)
-    enough = np.sum(np.isfinite(boot), axis=0) > 1
-    boot_err = np.full(n_bins, np.nan)
-    boot_err[enough] = np.nanstd(boot[:, enough], axis=0, ddof=1)
-    boot_err = np.where(ok, boot_err, np.nan)
-    return {"factor": c, "factor_err": err, "bootstrap_err": boot_err, "n_parton": p, "n_hadron": h, "n_both": n11}
 
 
 def _json_list(a: np.ndarray, digits: int = 10) -> list:
@@ -313,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             "diffhep": importlib.metadata.version("diffhep"),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "sqrt_s_GeV": SQRT_S,
-            "base_settings": BASE_SETTINGS,
+            "base_settings": [ln for ln in pythia_settings(SQRT_S, "default", 0) if not ln.startswith("Random:seed")],
             "parton_level": "all final-state particles after pythia.next() with HadronLevel:all = off (q, g, QED-shower photons)",
             "hadron_level": "all visible final-state particles after pythia.forceHadronLevel() on the same event; cτ > 10 mm stable",
             "observables": "thrust: pythia8mc.Thrust (select=2), checked vs diffhep.observables.thrust; "
@@ -337,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         name = res["name"]
         entry = {
             "description": SETTINGS[name]["description"],
-            "pythia_settings": SETTINGS[name]["extra"],
+            "pythia_settings": list(SETTINGS[name]["extra"]),
             "seed": res["seed"],
             "n_events": res["n_events"],
             "n_failed": res["n_failed"],
@@ -348,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         for k in OBSERVABLES:
             n_bins = len(shapes[k])
-            corr = corrections(res["bins"][k]["parton"], res["bins"][k]["hadron"], n_bins, rng)
+            corr = correction_factors(res["bins"][k]["parton"], res["bins"][k]["hadron"], n_bins, rng)
             width = np.diff(shapes[k].edges)
             entry["corrections"][k] = {
                 "factor": _json_list(corr["factor"]),

@@ -57,22 +57,57 @@ def fit_alphas_cmd(
     events: int = typer.Option(100_000, "--events", help="Pseudo-data events."),
     mc_events: Optional[int] = typer.Option(None, "--mc-events", help="Shower events in the template (default: --events)."),
     seed: int = typer.Option(1, "--seed", help="Random seed."),
-    observable: list[str] = typer.Option(["thrust"], "--observable", help="thrust, c or y23; repeat for several."),
+    observable: Optional[list[str]] = typer.Option(
+        None, "--observable", help="thrust, c or y23; repeat for several (default thrust; a .yoda table takes one)."
+    ),
     max_steps: int = typer.Option(12, "--max-steps", help="Optimiser steps at most."),
     scan: bool = typer.Option(True, "--scan/--no-scan", help="Likelihood scan around the minimum."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     data: Optional[str] = typer.Option(
-        None, "--data", help="Real data: aleph-thrust-91, aleph-c-91, aleph-y23-91 or aleph-91 (all three)."
+        None, "--data",
+        help="Real data: aleph-thrust-91, aleph-c-91, aleph-y23-91, aleph-91 (all three), or a .yoda file.",
+    ),
+    histogram: Optional[str] = typer.Option(None, "--histogram", help="YODA path of the table in a .yoda --data file."),
+    sqrt_s: Optional[float] = typer.Option(None, "--sqrt-s", help="Centre-of-mass energy (GeV) of a .yoda --data table."),
+    x_variable: Optional[str] = typer.Option(
+        None, "--x-variable", help="x of a .yoda table: T, 1-T, C, -ln y23, y23 or ln y23 (default: from the bin range)."
+    ),
+    had_events: int = typer.Option(50_000, "--had-events", help="Pythia 8 events per hadronisation setting (.yoda data)."),
+    had_cache: Optional[Path] = typer.Option(
+        None, "--had-cache", help="Cache folder of the hadronisation corrections (default ~/.cache/diffhep/hadronization)."
+    ),
+    had_max_rel_err: float = typer.Option(
+        0.05, "--had-max-rel-err", help="Largest MC error of a correction inside the fit range (.yoda data)."
     ),
     pythia: bool = typer.Option(False, "--pythia", help="Pseudo-data from Pythia 8 parton level instead."),
 ) -> None:
     """Fit alpha_s(MZ) to event shapes by gradient descent through the shower."""
-    from ..fit._cli import run_fit_alphas, run_fit_alphas_data, summary
+    from ..fit._cli import run_fit_alphas, run_fit_alphas_data, run_fit_alphas_yoda, summary
 
-    if data is not None:
+    yoda_only = {"--histogram": histogram, "--sqrt-s": sqrt_s, "--x-variable": x_variable, "--had-cache": had_cache}
+    if data is not None and data.lower().endswith(".yoda"):
         if pythia:
             raise ValueError("--data and --pythia exclude each other")
-        given = observable if observable != ["thrust"] else None
+        if observable is not None and len(observable) > 1:
+            raise ValueError(f"--observable is given {len(observable)} times; a .yoda --histogram is one observable")
+        payload = run_fit_alphas_yoda(
+            out=out, data=data, histogram=histogram, sqrt_s=sqrt_s, observable=observable[0] if observable else None,
+            x_variable=x_variable, mc_events=mc_events or events, seed=seed, max_steps=max_steps, scan=scan,
+            had_events=had_events, had_cache=had_cache, had_max_rel_err=had_max_rel_err, progress=not quiet,
+        )
+        typer.echo(
+            f"{payload['observables'][0]:7s} alpha_s = {payload['alpha_s']:.4f} ± {payload['alpha_s_err']:.4f} "
+            f"(exp+corr MC) ± {payload['alpha_s_err_mc']:.4f} (shower MC) ± "
+            f"{payload['alpha_s_err_hadronization']:.4f} (had.)  chi2/ndf = {payload['chi2_ndf']:.2f}  "
+            f"range {payload['fit_variable']} in {payload['fit_range']} at {payload['sqrt_s']:g} GeV"
+        )
+    elif any(v is not None for v in yoda_only.values()):
+        given = [k for k, v in yoda_only.items() if v is not None]
+        raise ValueError(f"{', '.join(given)} can only be used with a .yoda --data file")
+    elif data is not None:
+        if pythia:
+            raise ValueError("--data and --pythia exclude each other")
+        given = observable
         payload = run_fit_alphas_data(
             out=out, data=data, observables=given, mc_events=mc_events or events, seed=seed,
             max_steps=max_steps, scan=scan, progress=not quiet,
@@ -86,7 +121,7 @@ def fit_alphas_cmd(
     else:
         payload = run_fit_alphas(
             out=out, truth_alpha_s=truth_alpha_s, events=events, mc_events=mc_events, seed=seed,
-            observables=observable, max_steps=max_steps, scan=scan, progress=not quiet, pythia=pythia,
+            observables=observable or ["thrust"], max_steps=max_steps, scan=scan, progress=not quiet, pythia=pythia,
         )
     typer.echo(summary(payload))
     typer.echo(f"wrote {out / 'result.json'} and plots")

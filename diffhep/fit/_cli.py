@@ -150,6 +150,58 @@ def aleph_target(observable: str, setting: str = "default", with_correction_mc: 
     return Target(observable, e, density=y, density_err=err, correction=cf)
 
 
+def fit_real_data(
+    make_target,
+    *,
+    settings: tuple[str, ...],
+    out_dir: Path,
+    mc_events: int,
+    seed: int,
+    max_steps: int,
+    scan: bool,
+    progress: bool,
+    base=None,
+) -> dict:
+    """One real-data fit: `make_target(setting="default", with_correction_mc=True)`
+    gives the `Target` with one hadronisation setting's correction. Fits with the
+    default, then adds `alpha_s_err_exp` (data errors only), `alpha_s_err_hadronization`
+    (the largest shift over the other `settings`) and `alpha_s_err_total`, checks the
+    overflow, and plots into `out_dir`. Returns the result's JSON payload."""
+    from ._alphas import _Objective
+    from ._plots import plot_fit
+
+    tgt = make_target()
+    result, arrays = fit_alphas(
+        [tgt], n_mc=mc_events, seed=seed, max_steps=max_steps, scan=scan, progress=progress,
+        start=0.125, base=base,
+    )
+    # Further uncertainties, from one Gauss–Newton step away from the minimum with
+    # the template held at the fitted α_s (first order in the shift).
+    tpl = arrays["templates"][0]
+    a = result.alpha_s
+
+    def shift(target):
+        t = _Objective([target], [tpl]).terms(a)
+        return -t["grad"] / t["fisher"], t["fisher"]
+
+    _, fisher_exp = shift(make_target(with_correction_mc=False))
+    result.extra["alpha_s_err_exp"] = 1.0 / math.sqrt(fisher_exp)
+    shifts = {s: shift(make_target(setting=s))[0] for s in settings if s != "default"}
+    result.extra["alpha_s_err_hadronization"] = max(abs(v) for v in shifts.values())
+    result.extra["hadronization_shifts"] = shifts
+    result.extra["fit_range"] = [float(tgt.edges[0]), float(tgt.edges[-1])]
+    result.extra["fit_variable"] = {"thrust": "1-T", "c": "C", "y23": "-ln y23"}[tgt.observable]
+    check_overflow(result.overflow_fraction)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_fit(out_dir, result, [tgt], arrays)
+    payload = result.to_json()
+    payload["alpha_s_err_total"] = math.sqrt(
+        payload["alpha_s_err"] ** 2 + payload["alpha_s_err_mc"] ** 2 + payload["alpha_s_err_hadronization"] ** 2
+    )
+    return payload
+
+
 def run_fit_alphas_data(
     *,
     out: Path,
@@ -175,43 +227,17 @@ def run_fit_alphas_data(
         raise ValueError(f"--mc-events must be >= 1000, got {mc_events}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    from ._alphas import _Objective
-    from ._plots import plot_fit
-    from ._template import ShowerTemplate
-
     per_obs = {}
     headline = None
     for o in obs_list:
-        tgt = aleph_target(o)
-        result, arrays = fit_alphas(
-            [tgt], n_mc=mc_events, seed=seed, max_steps=max_steps, scan=scan, progress=progress,
-            start=0.125,
+        payload = fit_real_data(
+            lambda setting="default", with_correction_mc=True, o=o: aleph_target(o, setting, with_correction_mc),
+            settings=correction_settings(),
+            out_dir=out / o,
+            mc_events=mc_events, seed=seed, max_steps=max_steps, scan=scan, progress=progress,
         )
-        # Further uncertainties, from one Gauss–Newton step away from the minimum with
-        # the template held at the fitted α_s (first order in the shift).
-        tpl = arrays["templates"][0]
-        a = result.alpha_s
-
-        def shift(target):
-            t = _Objective([target], [tpl]).terms(a)
-            return -t["grad"] / t["fisher"], t["fisher"]
-
-        _, fisher_exp = shift(aleph_target(o, with_correction_mc=False))
-        result.extra["alpha_s_err_exp"] = 1.0 / math.sqrt(fisher_exp)
-        shifts = {s: shift(aleph_target(o, setting=s))[0] for s in correction_settings() if s != "default"}
-        result.extra["alpha_s_err_hadronization"] = max(abs(v) for v in shifts.values())
-        result.extra["hadronization_shifts"] = shifts
-        result.extra["fit_range"] = [float(tgt.edges[0]), float(tgt.edges[-1])]
-        result.extra["fit_variable"] = {"thrust": "1-T", "c": "C", "y23": "-ln y23"}[o]
-        check_overflow(result.overflow_fraction)
-        sub = out / o
-        sub.mkdir(exist_ok=True)
-        plot_fit(sub, result, [tgt], arrays)
-        payload = result.to_json()
         payload["data"] = "ALEPH 2004 (Eur. Phys. J. C 35 (2004) 457), 91.2 GeV, hadron level"
-        payload["alpha_s_err_total"] = math.sqrt(
-            payload["alpha_s_err"] ** 2 + payload["alpha_s_err_mc"] ** 2 + payload["alpha_s_err_hadronization"] ** 2
-        )
+        payload["sqrt_s"] = 91.2
         per_obs[o] = payload
         if headline is None:
             headline = dict(payload)
@@ -228,3 +254,93 @@ def run_fit_alphas_data(
         headline["observables_agreement_ndf"] = len(vals) - 1
     write_json_atomic(out / "result.json", headline)
     return headline
+
+
+def run_fit_alphas_yoda(
+    *,
+    out: Path,
+    data: str,
+    histogram: str | None,
+    sqrt_s: float | None,
+    observable: str | None,
+    x_variable: str | None,
+    mc_events: int,
+    seed: int,
+    max_steps: int,
+    scan: bool,
+    had_events: int = 50_000,
+    had_cache: Path | None = None,
+    had_max_rel_err: float = 0.05,
+    progress: bool = True,
+) -> dict:
+    """Fit any YODA distribution (`diffhep.fit._data`) at `sqrt_s` GeV: the shower is
+    `DiscreteQCD(sqrt_s=sqrt_s)`, the hadronisation corrections are generated with
+    Pythia 8 for the table's bins (three settings of `had_events` events each,
+    cached), and the fit range is where they are moderate."""
+    import sys
+
+    from .. import shower
+    from ._data import FIT_VARIABLES, cache_folder, check_sqrt_s, data_target, read_data_table, select_moderate
+    from ._hadronization import HADRONIZATION_SETTINGS, cached_corrections
+
+    if sqrt_s is None:
+        raise ValueError("--sqrt-s is required with a .yoda --data file (the table's centre-of-mass energy, GeV)")
+    sqrt_s = check_sqrt_s(sqrt_s)
+    if mc_events < 1000:
+        raise ValueError(f"--mc-events must be >= 1000, got {mc_events}")
+    if had_events < 1000:
+        raise ValueError(f"--had-events must be >= 1000, got {had_events}")
+    if not 0 < had_max_rel_err <= 1:
+        raise ValueError(f"--had-max-rel-err must be in (0, 1], got {had_max_rel_err}")
+    table = read_data_table(data, histogram, observable, x_variable)
+    base = shower.DiscreteQCD(sqrt_s=sqrt_s)  # ValueError below the cutoff
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def log(line: str) -> None:
+        if progress:
+            print(f"diffhep: {line}", file=sys.stderr, flush=True)
+
+    corrections, cached = {}, {}
+    for k, setting in enumerate(HADRONIZATION_SETTINGS):
+        log(
+            f"hadronisation corrections ({setting}): Pythia 8, {had_events} events at {sqrt_s:g} GeV"
+        )
+        corrections[setting], cached[setting] = cached_corrections(
+            sqrt_s, table.observable, table.edges, had_events, setting, seed=seed + k, cache_dir=had_cache, log=log
+        )
+        wall = corrections[setting]["wall_s"]
+        log("  read from the cache" if cached[setting] else f"  done in {wall:.0f} s")
+    bins = select_moderate(table, corrections, max_rel_err=had_max_rel_err)
+
+    def make_target(setting: str = "default", with_correction_mc: bool = True):
+        return data_target(table, corrections[setting], bins, with_correction_mc)
+
+    payload = fit_real_data(
+        make_target, settings=tuple(HADRONIZATION_SETTINGS), out_dir=out,
+        mc_events=mc_events, seed=seed, max_steps=max_steps, scan=scan, progress=progress, base=base,
+    )
+    payload["truth_alpha_s"] = None
+    payload["data"] = table.source
+    payload["sqrt_s"] = sqrt_s
+    payload["x_variable"] = table.x_variable
+    payload["fit_variable"] = FIT_VARIABLES[table.observable]
+    payload["data_integral"] = table.integral
+    payload["hadronization"] = {
+        "generator": "Pythia 8 (pythia8mc), same method as diffhep/fit/data/hadronization_91GeV.json",
+        "n_events": had_events,
+        "max_rel_err": had_max_rel_err,
+        "cache": str(cache_folder(had_cache)),
+        "from_cache": cached,
+        "settings": {s: HADRONIZATION_SETTINGS[s]["description"] for s in HADRONIZATION_SETTINGS},
+        "fit_bins": [int(bins[0]), int(bins[1])],
+        "factor": {s: _finite_or_none(corrections[s]["factor"]) for s in corrections},
+        "factor_err": {s: _finite_or_none(corrections[s]["factor_err"]) for s in corrections},
+        "edges": [float(v) for v in table.edges],
+    }
+    write_json_atomic(out / "result.json", payload)
+    return payload
+
+
+def _finite_or_none(a) -> list:
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(a, float)]

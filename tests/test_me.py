@@ -406,6 +406,8 @@ def test_processes_listed():
     for process in DUMPS:
         assert process in known
     assert "b b~ > t t~" in known and "u u~ > t t~ g" in known
+    assert "g g > t t~ g g" in known
+    assert "g g > t t~, t > b u d~, t~ > b~ d u~" in known
 
 
 def test_unknown_process_raises():
@@ -533,3 +535,132 @@ def test_gg_ttxgg_colour_matrix():
     second = (-64, 512, 8, 80, -64, 8, 8, -64, -1, -10, 8, -1, -1, -10, -10, 62, 62, -28, 8, -1, 80, -10, 71, 62)
     assert process.colour_matrix[0] == tuple(float(x) for x in first)
     assert process.colour_matrix[1] == tuple(float(x) for x in second)
+
+
+# ------------------------------------------- g g > t t~ > 6 partons (decay chain)
+DECAY_CHAIN = "g g > t t~, t > b u d~, t~ > b~ d u~"
+M_B = 4.7
+
+
+def three_body_at_rest(rng, mass: float, m_b: float, m_w: float) -> np.ndarray:
+    """`(3, 4)`: b, then the two massless W decay products, in the rest frame of `mass`."""
+    p = math.sqrt((mass**2 - (m_b + m_w) ** 2) * (mass**2 - (m_b - m_w) ** 2)) / (2 * mass)
+    n = rng.normal(size=3)
+    n *= p / np.linalg.norm(n)
+    b = np.array([math.sqrt(m_b**2 + p * p), *n])
+    w = np.array([math.sqrt(m_w**2 + p * p), *(-n)])
+    f1, f2 = two_body(rng, w, 0.0, 0.0)
+    return np.stack([b, f1, f2])
+
+
+def _dirac_trace_decay(p_heavy, p_b, p_f, p_fbar, m_heavy, m_b, antiquark: bool) -> float:
+    """Σ_spins |[b̄ γ^μ P_L t][f̄ γ_μ P_L f̄']|² by explicit Dirac traces (no HELAS).
+
+    For the top: `Tr[(p̸_b + m_b) γ^μ P_L (p̸_t + m_t) P_R γ^ν] Tr[p̸_f γ_μ P_L p̸_f̄ P_R γ_ν]`,
+    for the antitop the masses enter with a minus sign (v spinors).
+    """
+    i2, z2 = np.eye(2), np.zeros((2, 2))
+    sig = [np.array([[0, 1], [1, 0]]), np.array([[0, -1j], [1j, 0]]), np.array([[1, 0], [0, -1]])]
+    gam = [np.block([[i2, z2], [z2, -i2]])] + [np.block([[z2, s], [-s, z2]]) for s in sig]
+    g5 = np.block([[z2, i2], [i2, z2]])
+    pl, pr = (np.eye(4) - g5) / 2, (np.eye(4) + g5) / 2
+    metric = np.diag([1.0, -1.0, -1.0, -1.0])
+
+    def slash(p):
+        return sum(metric[m, m] * p[m] * gam[m] for m in range(4))
+
+    sign = -1.0 if antiquark else 1.0
+    if antiquark:  # v̄(t) γ^μ P_L v(b̄): Tr[(p̸_t − m_t) γ^μ P_L (p̸_b̄ − m_b) P_R γ^ν]
+        left, right = slash(p_heavy) + sign * m_heavy * np.eye(4), slash(p_b) + sign * m_b * np.eye(4)
+    else:
+        left, right = slash(p_b) + m_b * np.eye(4), slash(p_heavy) + m_heavy * np.eye(4)
+    heavy = np.array([[np.trace(left @ gam[m] @ pl @ right @ pr @ gam[n]) for n in range(4)] for m in range(4)])
+    light = np.array([[np.trace(slash(p_f) @ gam[m] @ pl @ slash(p_fbar) @ pr @ gam[n]) for n in range(4)] for m in range(4)])
+    value = np.einsum("mn,ma,nb,ab->", heavy, metric, metric, light)
+    assert abs(value.imag) < 1e-9 * abs(value.real)
+    return value.real
+
+
+def test_decay_chain_narrow_width_factorisation(params, rng):
+    # With both tops exactly on shell, the top propagator numerator p̸ + m is Σ_λ u ū,
+    # so the amplitude is Σ_λλ' A(gg > t t~; λ, λ') D_t(λ) D_t~(λ') / (i M_t Γ_t)².
+    # Rotating a top's decay products in its rest frame by π about x, y, z (and not
+    # at all) averages its spin density matrix to Tr/2 (Σ_k σ_k ρ σ_k = 2 Tr ρ):
+    # the 16-point average of |M|² must equal |M|²(g g > t t~) × 9 (colour of the two
+    # W → q q̄') × Π (½ Σ|M_decay|²) / (M_t Γ_t)², with Σ|M_decay|² from Dirac traces
+    # and the W Breit–Wigner. Exact; achieved ~1e-14.
+    mt, wt = float(params.MT), float(params.WT)
+    mw, ww = float(params.MW), float(params.WW)
+    gw2 = float(abs(params.couplings()["GC_100"]) ** 2)  # g_w² / 2
+    production = two_to_two(900.0, 0.35, mt, phi=0.8)
+    v4 = [np.diag(d) for d in ([1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1])]
+    events, factor = [], 1.0
+    decays = []
+    for k, m_w in ((2, 78.0), (3, 83.0)):
+        rest = three_body_at_rest(rng, mt, M_B, m_w)
+        boost = boost_matrix(production[k, 1:] / production[k, 0])
+        lab = [np.einsum("ij,nj->ni", boost, np.concatenate([rest[:, :1], rest[:, 1:] @ r.T], axis=1)) for r in v4]
+        decays.append(lab)
+        b, f, fbar = lab[0]
+        q = f + fbar
+        q2 = q[0] ** 2 - q[1:] @ q[1:]
+        bw = 1.0 / abs(q2 - mw**2 + 1j * mw * ww) ** 2
+        trace = _dirac_trace_decay(production[k], b, f, fbar, mt, M_B, antiquark=(k == 3))
+        factor *= 0.5 * gw2**2 * bw * trace / (mt * wt) ** 2
+    for top in decays[0]:  # (b, u, d~)
+        for anti in decays[1]:  # (b~, d, u~): the W- decay products are d then u~
+            events.append(np.stack([production[0], production[1], *top, *anti]))
+    events = np.stack(events)
+    # Both decays really are on shell.
+    np.testing.assert_allclose(np.einsum("ni,ij,nj->n", events[:, 2:5].sum(1), np.diag([1, -1, -1, -1]), events[:, 2:5].sum(1)), mt**2, rtol=1e-13)
+    chain = np.asarray(me.matrix_element(DECAY_CHAIN, events, params))
+    expected = float(me.matrix_element("g g > t t~", production, params)) * 9 * factor
+    assert np.mean(chain) == pytest.approx(expected, rel=1e-12)
+    # Spin correlations are real: the points differ among themselves.
+    assert np.std(chain) > 1e-3 * np.mean(chain)
+
+
+def test_decay_chain_lorentz_invariance(params, rng):
+    # Boosts along and rotations about the beam axis keep HELAS's beam-gluon
+    # polarisations fixed up to a phase, so they test the (gauge-dependent, Γ_t ≠ 0)
+    # chain exactly: achieved ~1e-14. Generic kinematics: tops and Ws off shell.
+    events = []
+    for _ in range(4):
+        e1, e2 = rng.uniform(500, 900, size=2)  # unequal beams: the system moves along z
+        beams = np.array([[e1, 0, 0, e1], [e2, 0, 0, -e2]])
+        t, tbar = two_body(rng, beams.sum(0), 180.0, 165.0)
+        b, w = two_body(rng, t, M_B, 70.0)
+        u, dbar = two_body(rng, w, 0.0, 0.0)
+        bbar, wm = two_body(rng, tbar, M_B, 90.0)
+        d, ubar = two_body(rng, wm, 0.0, 0.0)
+        events.append(np.stack([beams[0], beams[1], b, u, dbar, bbar, d, ubar]))
+    events = np.stack(events)
+    lam = np.eye(4)
+    phi = 1.1
+    lam[1:3, 1:3] = [[math.cos(phi), -math.sin(phi)], [math.sin(phi), math.cos(phi)]]
+    lam = boost_matrix(np.array([0.0, 0.0, 0.6])) @ lam
+    transformed = np.einsum("ij,enj->eni", lam, events)
+    for k in (0, 1, 3, 4, 6, 7):  # massless: keep E = |p| exactly
+        transformed[:, k, 0] = np.linalg.norm(transformed[:, k, 1:], axis=-1)
+    np.testing.assert_allclose(
+        np.asarray(me.matrix_element(DECAY_CHAIN, transformed, params)),
+        np.asarray(me.matrix_element(DECAY_CHAIN, events, params)),
+        rtol=1e-10,
+    )
+
+
+def test_decay_chain_gradient_wrt_mt(params):
+    # d|M|²/dM_t through the Breit–Wigner tops, under jit, against a central difference.
+    rng = np.random.default_rng(7)
+    production = two_to_two(900.0, 0.35, 173.0, phi=0.8)
+    top = np.einsum("ij,nj->ni", boost_matrix(production[2, 1:] / production[2, 0]), three_body_at_rest(rng, 173.0, M_B, 80.0))
+    anti = np.einsum("ij,nj->ni", boost_matrix(production[3, 1:] / production[3, 0]), three_body_at_rest(rng, 173.0, M_B, 80.0))
+    event = jnp.asarray(np.stack([production[0], production[1], *top, *anti]))
+
+    def f(mt):
+        return me.matrix_element(DECAY_CHAIN, event, params.replace(MT=mt))
+
+    grad = float(jax.jit(jax.grad(f))(173.0))
+    h = 1e-4
+    fd = (float(f(173.0 + h)) - float(f(173.0 - h))) / (2 * h)
+    assert grad == pytest.approx(fd, rel=1e-6)

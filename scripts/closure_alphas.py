@@ -3,14 +3,24 @@
 Each pseudo-experiment showers `--events` pseudo-data events at `--truth` (its own
 seed) and fits them with an independent template sample of `--mc-events` (its own
 seed). Pull = (α̂ − truth)/σ_total with σ_total² = σ_stat² + σ_MC². Writes
-`scripts/results/closure_alphas.json` (atomically) and a pull histogram PNG.
+`scripts/results/closure_alphas.json` (atomically) after every experiment, and a pull
+histogram PNG at the end.
 
-    python scripts/closure_alphas.py --experiments 50 --events 20000 --mc-events 40000
+Each experiment compiles templates of new shapes, and XLA's JIT code memory is not
+returned to the system: one process running dozens of fits dies with "LLVM ERROR:
+Unable to allocate section memory". So the script re-executes itself (a fresh
+process, `--resume`) every `--per-process` experiments; `--resume` also continues an
+interrupted run from the JSON.
+
+    python scripts/closure_alphas.py --experiments 50 --events 5000 --mc-events 10000
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -27,21 +37,34 @@ from diffhep.fit._cli import DEFAULT_EDGES  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiments", type=int, default=50)
-    ap.add_argument("--events", type=int, default=20_000)
-    ap.add_argument("--mc-events", type=int, default=40_000)
+    ap.add_argument("--events", type=int, default=5_000)
+    ap.add_argument("--mc-events", type=int, default=10_000)
     ap.add_argument("--truth", type=float, default=0.118)
     ap.add_argument("--observable", default="thrust")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--per-process", type=int, default=8, help="experiments before re-executing in a fresh process")
+    ap.add_argument("--resume", action="store_true", help="continue from the JSON in --out")
     args = ap.parse_args()
-    rows = []
-    t0 = time.perf_counter()
-    for i in range(args.experiments):
+    rows, wall0 = [], 0.0
+    if args.resume and (args.out / "closure_alphas.json").exists():
+        old = json.loads((args.out / "closure_alphas.json").read_text())
+        same = all(old["summary"][k] == getattr(args, k) for k in ("truth", "events", "mc_events", "observable"))
+        if not same:
+            raise SystemExit(f"--resume: {args.out / 'closure_alphas.json'} has other settings: {old['summary']}")
+        rows, wall0 = old["experiments"], old["summary"]["wall_s"]
+    t0 = time.perf_counter() - wall0
+    done_here = 0
+    for i in range(len(rows), args.experiments):
+        if done_here == args.per_process:
+            argv = [a for a in sys.argv if a != "--resume"]
+            os.execv(sys.executable, [sys.executable, *argv, "--resume"])
         target, _ = fit.pseudo_data(args.observable, DEFAULT_EDGES[args.observable], args.truth, args.events, seed=1000 + i)
         res, _ = fit.fit_alphas([target], n_mc=args.mc_events, seed=5000 + i, start=0.122, max_steps=10, scan=False, progress=False)
         pull = (res.alpha_s - args.truth) / res.alpha_s_err_total
         rows.append(dict(seed=i, alpha_s=res.alpha_s, err=res.alpha_s_err, err_mc=res.alpha_s_err_mc, pull=pull,
                          chi2_ndf=res.chi2_ndf, converged=res.converged, n_steps=res.n_steps))
         print(f"{i:3d} alpha_s={res.alpha_s:.5f} ± {res.alpha_s_err_total:.5f} pull={pull:+.2f} chi2/ndf={res.chi2_ndf:.2f}", flush=True)
+        done_here += 1
         if len(rows) >= 2:  # keep a valid file after every experiment
             write(args, rows, t0, final=False)
     write(args, rows, t0, final=True)

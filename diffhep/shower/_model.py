@@ -80,6 +80,8 @@ class DiscreteQCD(eqx.Module):
     - `softness`: width in κ over which an emission near the cutoff is switched on
       (k⊥² scaled by a smoothstep from κ_c to κ_c + softness), default 0.5.
     - `me_correction`: reweight the hardest emission to the exact O(α_s) matrix element.
+    - `me_temperature`: τ, in units of κ, of the soft choice of the hardest emission
+      for that weight (see `hardest_emission_weight`), default 0.1.
     - `key_depth`: the deepest fold nesting tracked (deeper is flagged as overflow).
     - `frozen_coupling`, `first_emission_only`: test switches for the O(α_s) limit
       (see the module docs of `diffhep.shower`).
@@ -95,6 +97,7 @@ class DiscreteQCD(eqx.Module):
     delta_y_min: float = eqx.field(static=True, default=1.5)
     softness: float = eqx.field(static=True, default=0.5)
     me_correction: bool = eqx.field(static=True, default=True)
+    me_temperature: float = eqx.field(static=True, default=0.1)
     key_depth: int = eqx.field(static=True, default=12)
     frozen_coupling: bool = eqx.field(static=True, default=False)
     first_emission_only: bool = eqx.field(static=True, default=False)
@@ -112,6 +115,7 @@ class DiscreteQCD(eqx.Module):
         delta_y_min: float = 1.5,
         softness: float = 0.5,
         me_correction: bool = True,
+        me_temperature: float = 0.1,
         key_depth: int = 12,
         frozen_coupling: bool = False,
         first_emission_only: bool = False,
@@ -127,6 +131,7 @@ class DiscreteQCD(eqx.Module):
         self.delta_y_min = float(delta_y_min)
         self.softness = float(softness)
         self.me_correction = bool(me_correction)
+        self.me_temperature = float(me_temperature)
         self.key_depth = int(key_depth)
         self.frozen_coupling = bool(frozen_coupling)
         self.first_emission_only = bool(first_emission_only)
@@ -150,6 +155,8 @@ class DiscreteQCD(eqx.Module):
             raise ValueError(f"DiscreteQCD.delta_y_min must be > 0, got {self.delta_y_min}")
         if not self.softness > 0:
             raise ValueError(f"DiscreteQCD.softness must be > 0, got {self.softness}")
+        if not self.me_temperature > 0:
+            raise ValueError(f"DiscreteQCD.me_temperature must be > 0, got {self.me_temperature}")
         if not 1 <= self.key_depth <= 32:
             raise ValueError(f"DiscreteQCD.key_depth must be in [1, 32], got {self.key_depth}")
         self.check_values()

@@ -5,6 +5,8 @@ Importing diffhep changes no JAX configuration. Enable float64 yourself with
 """
 
 from . import (
+    design as design,
+    detector as detector,
     fit as fit,
     io as io,
     kinematics as kinematics,

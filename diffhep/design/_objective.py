@@ -1,0 +1,221 @@
+"""Design objectives: physics reach through shower → detector → observable → likelihood.
+
+A *simulator call* is one evaluation of the chain (detector response, thrust, soft
+histogram, likelihood) on one Monte Carlo sample of `n_events` showered events,
+with or without its gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array, PRNGKeyArray
+
+from .. import observables, shower
+from .._events import Events
+from .._safe import safe_div, safe_sqrt
+from ..detector import BOX, LEAVES, DetectorParams, DetectorNoise, cost, draw_noise, respond_with_noise
+from ._analysis import fisher_from_jacobian
+
+OBJECTIVES = ("alphas", "jer")
+"""`alphas`: 100 σ(α_s)/α_s in %, the expected relative uncertainty on α_s(M_Z) from
+a detector-level thrust distribution of `n_data` events (Fisher information of the
+binned Poisson likelihood, shape only). `jer`: the hemisphere ("jet") energy
+resolution in %, the RMS of E_reco/E_true − 1 over the two thrust hemispheres of each
+event (bias from acceptance losses included); it drives the top-mass-like
+measurements that reconstruct jet energies."""
+
+
+@dataclass(frozen=True, eq=False)
+class DesignProblem:
+    """What to optimise and how it is estimated.
+
+    **Fields:**
+    - `objective`: a name in `OBJECTIVES`.
+    - `free`: names of the design parameters that move (others stay at `base`).
+    - `box`: allowed `(low, high)` per free parameter (default `detector.BOX`).
+    - `base`: the `DetectorParams` of the fixed parameters and the start point.
+    - `cost_weight`: w ≥ 0 of the cost term; the total is J_phys + w · `detector.cost`.
+    - `n_events`: showered events per simulator call (static).
+    - `n_data`: expected data events of the α_s measurement.
+    - `edges`: bin edges in τ = 1 − T; `bandwidth`: the soft-histogram kernel width
+      as a fraction of the narrowest bin.
+    - `model`: the `shower.DiscreteQCD` at the true α_s.
+    """
+
+    objective: str = "alphas"
+    free: tuple[str, ...] = ("eta_max", "calo_depth")
+    box: dict = field(default_factory=lambda: dict(BOX))
+    base: DetectorParams = field(default_factory=DetectorParams)
+    cost_weight: float = 0.02
+    n_events: int = 1000
+    n_data: float = 1e6
+    edges: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 0.3, 16), 6))
+    bandwidth: float = 0.5
+    model: shower.DiscreteQCD = field(default_factory=shower.DiscreteQCD)
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective={self.objective!r} is not one of {', '.join(OBJECTIVES)}")
+        if not (self.cost_weight >= 0 and math.isfinite(self.cost_weight)):
+            raise ValueError(f"cost_weight={self.cost_weight} is outside the allowed range [0, inf)")
+        if not self.free:
+            raise ValueError("free must name at least one design parameter")
+        for name in self.free:
+            if name not in LEAVES:
+                raise ValueError(f"unknown design parameter {name!r}; known: {', '.join(LEAVES)}")
+            lo, hi = self.box[name]
+            if not lo < hi:
+                raise ValueError(f"box of {name} must have low < high, got ({lo}, {hi})")
+            v = float(getattr(self.base, name))
+            if not lo <= v <= hi:
+                raise ValueError(f"start value {name}={v} is outside its box [{lo}, {hi}]")
+            # Every point of the box must be a physical design.
+            for edge in (lo, hi):
+                eqx.tree_at(lambda p: getattr(p, name), self.base, jnp.asarray(edge, self.base.b_field.dtype)).check_values()
+        if int(self.n_events) < 2:
+            raise ValueError(f"n_events must be >= 2, got {self.n_events}")
+        if not self.n_data > 0:
+            raise ValueError(f"n_data must be > 0, got {self.n_data}")
+        if len(self.edges) < 3 or np.any(np.diff(self.edges) <= 0):
+            raise ValueError(f"edges must be >= 3 strictly increasing values, got {self.edges}")
+        object.__setattr__(self, "_shapes", {})
+
+    # -- the box reparameterisation ---------------------------------------------
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lo = np.array([self.box[n][0] for n in self.free])
+        hi = np.array([self.box[n][1] for n in self.free])
+        return lo, hi
+
+    def to_params(self, theta: Array) -> DetectorParams:
+        """`(k,)` values of the free parameters (physical units) → `DetectorParams`."""
+        leaves = [theta[i].astype(self.base.b_field.dtype) for i in range(len(self.free))]
+        return eqx.tree_at(lambda p: [getattr(p, n) for n in self.free], self.base, leaves)
+
+    def theta_from_u(self, u: Array) -> Array:
+        """Unconstrained `u` → θ = low + (high − low) σ(u), inside the box."""
+        lo, hi = self.bounds()
+        return jnp.asarray(lo) + jnp.asarray(hi - lo) * jax.nn.sigmoid(u)
+
+    def u_from_theta(self, theta) -> np.ndarray:
+        lo, hi = self.bounds()
+        x = np.clip((np.asarray(theta, float) - lo) / (hi - lo), 1e-9, 1 - 1e-9)
+        return np.log(x) - np.log1p(-x)
+
+    def start(self) -> np.ndarray:
+        return np.array([float(getattr(self.base, n)) for n in self.free])
+
+
+class Sample(NamedTuple):
+    """One Monte Carlo sample with its tangent in α_s: showered events (discrete content
+    fixed), d(momenta, weights)/dα_s from `jax.jvp` of `shower.realize`, the detector
+    noise ε, the multiplicity buckets for thrust, and the true thrust axes."""
+
+    events: Events
+    d_momenta: Array
+    d_weights: Array
+    noise: DetectorNoise
+    buckets: observables.MultiplicityBuckets
+    axis: Array
+
+
+def draw_sample(key: PRNGKeyArray, problem: DesignProblem) -> Sample:
+    """Shower `problem.n_events` events and draw their detector noise (one simulator
+    sample; reuse it for common random numbers)."""
+    k_shower, k_noise = jr.split(key)
+    model = problem.model
+    shapes = problem._shapes
+    lay = shower.layout(k_shower, model, problem.n_events, min_steps=shapes.get("n_steps", 24))
+
+    def realize(a):
+        ev, _ = shower.realize(lay, eqx.tree_at(lambda m: m.alpha_s, model, a))
+        return ev.momenta, ev.weights
+
+    a0 = model.alpha_s
+    (mom, w), (dmom, dw) = jax.jvp(realize, (a0,), (jnp.ones_like(a0),))
+    mask = jnp.concatenate([jnp.ones((problem.n_events, 2), bool), lay.steps.valid[:, : lay.n_steps]], axis=1)
+    pdg_ev, _ = shower.realize(lay, model)
+    events = Events(mom, mask, pdg_ev.pdg, w)
+    # Shapes only grow, so a loop over fresh samples compiles a few times at most.
+    buckets = observables.MultiplicityBuckets(
+        np.asarray(mask), granularity=max(1, problem.n_events // 8), min_rows=shapes.get("rows")
+    )
+    rows = dict(shapes.get("rows", {}))
+    for size, r in buckets.rows.items():
+        rows[size] = max(rows.get(size, 0), r)
+    shapes.update(n_steps=lay.n_steps, rows=rows)
+    noise = draw_noise(k_noise, events.n_events, events.capacity, mom.dtype)
+    axis = observables.thrust_axis(mom, mask)
+    return Sample(events, dmom, dw, noise, buckets, axis)
+
+
+def _tau(params: DetectorParams, s: Sample, momenta: Array, weights: Array) -> Array:
+    ev = Events(momenta, s.events.mask, s.events.pdg, weights)
+    flow = respond_with_noise(s.noise, ev, params).energy_flow()
+    return s.buckets.apply(lambda p, m: 1.0 - observables.thrust(p, m), flow, s.events.mask)
+
+
+def alphas_uncertainty(params: DetectorParams, s: Sample, problem: DesignProblem) -> Array:
+    """Expected σ(α_s)/α_s in % from the detector-level τ = 1 − T distribution.
+
+    ν_b(α_s) = n_data × (soft-histogram fraction of the sample in bin b); dν/dα_s
+    comes from one `jax.jvp` through detector → thrust → histogram along the shower's
+    tangent d(events)/dα_s; Fisher I = Σ_b (dν_b/dα_s)²/ν_b (=`jax.hessian` of the
+    Asimov −ln L, see `fisher_information`), σ = I^(−1/2). Differentiable in `params`.
+    """
+    edges = jnp.asarray(problem.edges, s.events.momenta.dtype)
+    h = problem.bandwidth * float(np.min(np.diff(problem.edges)))
+
+    def expected(mom, w):
+        tau = _tau(params, s, mom, w)
+        return problem.n_data * observables.soft_histogram(tau, edges, h, weights=w) / jnp.sum(w)
+
+    nu, dnu = jax.jvp(expected, (s.events.momenta, s.events.weights), (s.d_momenta, s.d_weights))
+    fisher = fisher_from_jacobian(nu, dnu[:, None])[0, 0]
+    return 100.0 * safe_div(1.0, safe_sqrt(fisher)) / problem.model.alpha_s
+
+
+def hemisphere_energy_resolution(params: DetectorParams, s: Sample, problem: DesignProblem) -> Array:
+    """RMS of E_reco/E_true − 1 over both thrust hemispheres of each event, in %.
+
+    Hemispheres are fixed by the generator-level thrust axis; a reconstructed object
+    belongs to the hemisphere of its parton. Differentiable in `params`."""
+    ev = s.events
+    flow = respond_with_noise(s.noise, ev, params).energy_flow()
+    side = (jnp.einsum("nci,ni->nc", ev.momenta[..., 1:], s.axis) > 0) & ev.mask
+    e_true = jnp.stack([jnp.sum(jnp.where(side, ev.momenta[..., 0], 0.0), 1), jnp.sum(jnp.where(~side & ev.mask, ev.momenta[..., 0], 0.0), 1)], 1)
+    e_reco = jnp.stack([jnp.sum(jnp.where(side, flow[..., 0], 0.0), 1), jnp.sum(jnp.where(~side & ev.mask, flow[..., 0], 0.0), 1)], 1)
+    r = safe_div(e_reco, e_true, default=1.0) - 1.0
+    return 100.0 * jnp.sqrt(jnp.mean(r**2))
+
+
+def physics_term(params: DetectorParams, s: Sample, problem: DesignProblem) -> Array:
+    if problem.objective == "alphas":
+        return alphas_uncertainty(params, s, problem)
+    return hemisphere_energy_resolution(params, s, problem)
+
+
+def objective(theta: Array, s: Sample, problem: DesignProblem) -> Array:
+    """J(θ) = physics term (in %) + cost_weight · `detector.cost`, for the free
+    parameters θ in physical units."""
+    params = problem.to_params(theta)
+    return physics_term(params, s, problem) + problem.cost_weight * cost(params)
+
+
+@eqx.filter_jit
+def objective_value(theta, s, problem):
+    return objective(theta, s, problem)
+
+
+@eqx.filter_jit
+def objective_and_grad_u(u, s, problem):
+    """J and dJ/du at the unconstrained point `u` (one simulator call)."""
+    return jax.value_and_grad(lambda v: objective(problem.theta_from_u(v), s, problem))(u)

@@ -80,8 +80,15 @@ def fit_alphas_cmd(
         0.05, "--had-max-rel-err", help="Largest MC error of a correction inside the fit range (.yoda data)."
     ),
     pythia: bool = typer.Option(False, "--pythia", help="Pseudo-data from Pythia 8 parton level instead."),
+    x64: bool = typer.Option(
+        True, "--x64/--no-x64", help="Run in float64 (float32 showers can fail: boosts of near-collinear dipoles)."
+    ),
 ) -> None:
     """Fit alpha_s(MZ) to event shapes by gradient descent through the shower."""
+    if x64:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
     from ..fit._cli import run_fit_alphas, run_fit_alphas_data, run_fit_alphas_yoda, summary
 
     yoda_only = {"--histogram": histogram, "--sqrt-s": sqrt_s, "--x-variable": x_variable, "--had-cache": had_cache}

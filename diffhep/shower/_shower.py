@@ -13,6 +13,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._events import Events
+from .._safe import safe_sqrt
 from ._cascade import Emissions, Structure, cascade_structure, emission_values
 from ._kinematics import (
     LOG4,
@@ -182,10 +183,12 @@ def first_emission_weights(model: DiscreteQCD, em: Emissions) -> Float[Array, " 
     # Double where: padding and fold slots see a safe κ, so that no 0·inf reaches the
     # reverse-mode cotangents.
     k = jnp.where(primary, em.kappa, 0.5 * big_l)
+    y = jnp.where(primary, em.coord[:, 0], 0.0)
     y_tri = jnp.maximum(0.5 * (big_l - k), tiny)
     k_eff = jnp.minimum(k, big_l - LOG4 - 0.05)
-    yd = em.coord[:, 0] * half_width(big_l, k_eff) / y_tri
-    kt = model.lambda_qcd * jnp.exp(0.5 * k_eff) * jnp.sqrt(smoothstep((k - model.kappa_cut) / model.softness))
+    yd = y * half_width(big_l, k_eff) / y_tri
+    # safe_sqrt: a safe κ may lie below the cutoff (smoothstep 0, √ not differentiable).
+    kt = model.lambda_qcd * jnp.exp(0.5 * k_eff) * safe_sqrt(smoothstep((k - model.kappa_cut) / model.softness))
     xa = 1.0 - kt * jnp.exp(-yd) / model.sqrt_s
     xb = 1.0 - kt * jnp.exp(yd) / model.sqrt_s
     w = half_width(big_l, k) / y_tri * 0.5 * (xa**2 + xb**2)
@@ -206,7 +209,7 @@ def hardest_emission_weight(model: DiscreteQCD, em: Emissions) -> Float[Array, "
     w = first_emission_weights(model, em)
     primary = em.valid & (em.depth == 1)
     logits = jnp.where(primary, em.kappa / model.me_temperature, -jnp.inf)
-    top = jnp.max(jnp.where(primary, logits, 0.0))
+    top = jnp.where(jnp.any(primary), jnp.max(logits), 0.0)
     p = jnp.where(primary, jnp.exp(jnp.where(primary, logits, top) - top), 0.0)
     total = jnp.sum(p)
     return jnp.where(total > 0, jnp.sum(p * w) / jnp.where(total > 0, total, 1.0), 1.0)

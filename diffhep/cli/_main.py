@@ -134,6 +134,75 @@ def fit_alphas_cmd(
     typer.echo(f"wrote {out / 'result.json'} and plots")
 
 
+@app.command("optimize-detector")
+def optimize_detector_cmd(
+    out: Path = typer.Option(Path("runs/optimize-detector"), "--out", help="Output directory."),
+    objective: str = typer.Option("alphas", "--objective", help="alphas (sigma(alpha_s) from thrust) or jer (hemisphere energy resolution)."),
+    free: list[str] = typer.Option(["eta_max", "calo_depth"], "--free", help="Design parameter to optimise; repeat. The grid scans the first two."),
+    cost_weight: Optional[float] = typer.Option(None, "--cost-weight", help="Weight w >= 0 of the cost term (default per objective)."),
+    events: int = typer.Option(1000, "--events", help="Showered events per simulator call."),
+    steps: int = typer.Option(15, "--steps", help="Optimiser steps."),
+    learning_rate: float = typer.Option(0.3, "--learning-rate", help="Adam step size (in the unconstrained box coordinates)."),
+    grid: int = typer.Option(12, "--grid", help="Grid points per axis of the validation scan (0: no scan)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    checkpoint_every: int = typer.Option(5, "--checkpoint-every", help="Save an orbax checkpoint every N steps."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out."),
+    start: list[str] = typer.Option([], "--set", help="Start/fixed value of a design parameter, NAME=VALUE; repeat."),
+    x64: bool = typer.Option(True, "--x64/--no-x64", help="Run in float64."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Optimise the toy detector's design by gradient descent through shower, detector and analysis."""
+    import jax
+
+    if x64:
+        jax.config.update("jax_enable_x64", True)
+    from ..design._cli import run_optimize_detector, summary
+
+    values = {}
+    for item in start:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects NAME=VALUE, got {item!r}")
+        try:
+            values[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--set {name}: {value!r} is not a number") from None
+    payload = run_optimize_detector(
+        out=out, objective=objective, free=tuple(free), cost_weight=cost_weight, events=events, steps=steps,
+        learning_rate=learning_rate, grid=grid, seed=seed, checkpoint_every=checkpoint_every, resume=resume,
+        progress=not quiet, start=values,
+    )
+    typer.echo(summary(payload))
+    typer.echo(f"wrote {out / 'result.json'} and plots")
+
+
+@app.command("fit-mtop")
+def fit_mtop_cmd(
+    out: Path = typer.Option(Path("runs/fit-mtop"), "--out", help="Output directory."),
+    truth_mt: float = typer.Option(172.5, "--truth-mt", help="Top mass of the pseudo-data in GeV, in [100, 250]."),
+    events: int = typer.Option(300, "--events", help="Pseudo-data events (>= 1)."),
+    seed: int = typer.Option(1, "--seed", help="Random seed."),
+    n_int: int = typer.Option(32, "--n-int", help="Integration points per event and jet assignment."),
+    production: str = typer.Option("analytic", "--production", help="g g > t t~ |M|^2: analytic (Combridge) or helas."),
+    start: float = typer.Option(170.0, "--start", help="Starting top mass in GeV."),
+    max_steps: int = typer.Option(15, "--max-steps", help="Optimiser steps at most."),
+    scan: bool = typer.Option(True, "--scan/--no-scan", help="Likelihood scan around the minimum."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Fit the top mass to t tbar -> 6-jet pseudo-data with a matrix-element-method likelihood."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # the likelihood integrates narrow Breit-Wigners
+    from ..fit._mtop import run_fit_mtop, summary
+
+    payload = run_fit_mtop(
+        out=out, truth_mt=truth_mt, events=events, seed=seed, n_int=n_int, production=production,
+        start=start, max_steps=max_steps, scan=scan, progress=not quiet,
+    )
+    typer.echo(summary(payload))
+    typer.echo(f"wrote {out / 'result.json'} and plots")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point. Usage errors and `ValueError` from validation print one line
     (no traceback) and give exit status 2."""

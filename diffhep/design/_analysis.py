@@ -41,8 +41,10 @@ def poisson_log_likelihood(counts: Float[ArrayLike, " b"], expected: Float[Array
 def asimov_nll(
     expected_fn: Callable[[Array], Array], theta: Float[ArrayLike, " p"], theta0: Float[ArrayLike, " p"]
 ) -> Float[Array, ""]:
-    """−ln L(θ) for the Asimov data n = ν(θ0) (held fixed, no gradient through it)."""
-    n = jax.lax.stop_gradient(expected_fn(jnp.asarray(theta0)))
+    """−ln L(θ) for the Asimov data n = ν(θ0). Derivatives in `theta` hold n fixed;
+    derivatives in whatever `expected_fn` closes over move n with ν(θ0), as the
+    expected-information of a design must."""
+    n = expected_fn(jnp.asarray(theta0))
     return -poisson_log_likelihood(n, expected_fn(jnp.asarray(theta)))
 
 

@@ -39,6 +39,15 @@ def run_optimize_detector(
         cost_weight = DEFAULT_COST_WEIGHT[objective] if objective in DEFAULT_COST_WEIGHT else 0.0
     if cost_weight < 0:
         raise ValueError(f"cost weight {cost_weight} is outside the allowed range [0, inf)")
+    if steps < 1:
+        raise ValueError(f"steps={steps} is outside the allowed range [1, inf)")
+    if grid and grid < 2:
+        raise ValueError(f"grid={grid} is outside the allowed range: 0 (no scan) or >= 2")
+    from ..detector import LEAVES
+
+    for name in start or {}:
+        if name not in LEAVES:
+            raise ValueError(f"unknown design parameter {name!r}; known: {', '.join(LEAVES)}")
     base = DetectorParams(**(start or {}))
     problem = DesignProblem(objective=objective, free=tuple(free), cost_weight=float(cost_weight), base=base, n_events=events)
     out = Path(out)

@@ -100,3 +100,26 @@ def test_bad_arguments():
         load_corrections("thrust", "herwig")
     with pytest.raises(ValueError, match="0 < low <= 1 <= high"):
         moderate_bins("thrust", low=1.1)
+
+
+def test_one_implementation_with_the_script():
+    """The script that made the table calls the package's generator (also used for
+    on-the-fly corrections at any √s), with the settings recorded in the table."""
+    import importlib.util
+    from pathlib import Path
+
+    from diffhep.fit import _hadronization as had
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "make_hadronization_corrections.py"
+    spec = importlib.util.spec_from_file_location("make_hadronization_corrections", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.generate_event_shapes is had.generate_event_shapes
+    assert script.correction_factors is had.correction_factors
+    assert script.SETTINGS is had.HADRONIZATION_SETTINGS
+    table = load_table()
+    lines = had.pythia_settings(91.2, "default", table["settings"]["default"]["seed"])
+    assert lines[:-1] == table["metadata"]["base_settings"]
+    for s in SETTINGS:
+        extra = had.pythia_settings(91.2, s, 1)[len(lines) - 1 : -1]
+        assert extra == table["settings"][s]["pythia_settings"]

@@ -11,15 +11,16 @@ its range is not normalised to all events and is refused.
 from the ``Title`` annotation when it names exactly one of thrust, C-parameter or
 y23 (Rivet reference tables often have no title: then the option is required).
 
-**Which x variable** (`--x-variable`, else recognised from the bin range; every
-case is one-to-one, so the rule is exact, not a guess):
+**Which x variable** (`--x-variable`, else recognised from the bin range; the
+ranges below exclude each other for physical tables):
 
 - thrust: ``T`` if every edge is ≥ 0.5, ``1-T`` if every edge is ≤ 0.5 (T ≥ 1/2
   for massless particles, so 1 − T ≤ 1/2); a range straddling 0.5 is an error.
 - c: ``C``; the edges must lie in [0, 1].
-- y23: ``-ln y23`` if every edge is ≥ ln 3 ≈ 1.0986 (y23 ≤ 1/3), ``y23`` if every
-  edge is in [0, 1/3], ``ln y23`` if every edge is ≤ −ln 3; anything else is an
-  error (e.g. log10 tables: not supported).
+- y23: ``y23`` if every edge is in [0, 1] (y23 ≤ 1/3, while −ln y23 ≥ ln 3 ≈ 1.1,
+  so a −ln y23 table inside [0, 1] would be empty), ``-ln y23`` if every edge is
+  ≥ 0 and the last is above 1, ``ln y23`` if every edge is ≤ 0; a range with both
+  signs is an error (log10 tables are not supported: convert them).
 
 The fit works in 1 − T, C and −ln y23. T and ln y23 tables are mirrored (unit
 Jacobian); y23 tables are rebinned in −ln y23 with each bin's integral kept (the
@@ -50,7 +51,6 @@ FIT_VARIABLES = {"thrust": "1-T", "c": "C", "y23": "-ln y23"}
 """The variable each observable is fitted in (the shower template's)."""
 MAX_INTEGRAL = 1.1
 """Largest Σ (1/σ dσ/dx) Δx accepted: a normalised table integrates to ≤ 1 (plus errors)."""
-_LN3 = math.log(3.0)
 _TITLE_WORDS = {"thrust": ("thrust",), "c": ("c-parameter", "c parameter", "c_parameter"), "y23": ("y23", "y_{23}", "y_23")}
 
 
@@ -98,13 +98,13 @@ def recognise_x_variable(observable: str, edges: np.ndarray) -> str:
             return "C"
         hint = "C needs edges in [0, 1]"
     elif observable == "y23":
-        if lo >= _LN3 - 1e-6:
-            return "-ln y23"
-        if lo >= -tol and hi <= 1.0 / 3.0 + tol:
+        if lo >= -tol and hi <= 1.0 + tol:
             return "y23"
-        if hi <= -_LN3 + 1e-6:
+        if lo >= -tol:
+            return "-ln y23"
+        if hi <= tol:
             return "ln y23"
-        hint = "-ln y23 needs edges >= ln 3 = 1.0986, y23 edges in [0, 1/3], ln y23 edges <= -1.0986"
+        hint = "y23 needs edges in [0, 1], -ln y23 edges >= 0 reaching above 1, ln y23 edges <= 0"
     else:
         raise ValueError(f"--observable {observable!r} is not one of {', '.join(OBSERVABLES)}")
     raise ValueError(

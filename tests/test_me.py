@@ -664,3 +664,21 @@ def test_decay_chain_gradient_wrt_mt(params):
     h = 1e-4
     fd = (float(f(173.0 + h)) - float(f(173.0 - h))) / (2 * h)
     assert grad == pytest.approx(fd, rel=1e-6)
+
+
+def test_decay_chain_helicity_restriction_is_exact(params, rng):
+    # The 240 helicity combinations the decay chain skips are exactly zero.
+    import dataclasses
+
+    from diffhep.me._process import matrix_element_kernel
+
+    process = me.get_process(DECAY_CHAIN)
+    full = dataclasses.replace(process, fixed_helicities=())
+    assert len(process.helicities()) == 16 and len(full.helicities()) == 256
+    production = two_to_two(900.0, 0.35, 173.0, phi=0.8)
+    top = np.einsum("ij,nj->ni", boost_matrix(production[2, 1:] / production[2, 0]), three_body_at_rest(rng, 173.0, M_B, 75.0))
+    anti = np.einsum("ij,nj->ni", boost_matrix(production[3, 1:] / production[3, 0]), three_body_at_rest(rng, 173.0, M_B, 85.0))
+    event = jnp.asarray(np.stack([production[0], production[1], *top, *anti]))
+    restricted = float(jax.jit(lambda p: matrix_element_kernel(process, p, params))(event))
+    everything = float(jax.jit(lambda p: matrix_element_kernel(full, p, params))(event))
+    assert restricted == pytest.approx(everything, rel=1e-14)

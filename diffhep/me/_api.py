@@ -37,10 +37,28 @@ def get_process(process: str) -> Process:
         raise ValueError(f"unknown process {process!r}; known processes: {known}") from None
 
 
+# Helicity × colour-flow × call "lanes" of one chunk of events: bounds the memory of
+# the intermediate wavefunctions (g g > t t~ g g has 64 × 24 × 37 lanes per event).
+_LANES_PER_CHUNK = 2**19
+
+
+def chunk_size(process: Process) -> int:
+    """Events per `lax.map` step for `process` (all events at once if fewer)."""
+    lanes = len(process.helicities()) * max(1, len(process.permutations)) * len(process.calls)
+    return int(min(16384, max(8, _LANES_PER_CHUNK // lanes)))
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _batched(process: Process, momenta: Array, params: SMParameters) -> Array:
     flat = momenta.reshape((-1,) + momenta.shape[-2:])
-    me = jax.vmap(matrix_element_kernel, in_axes=(None, 0, None))(process, flat, params)
+    chunk = chunk_size(process)
+    if flat.shape[0] <= chunk:
+        me = jax.vmap(matrix_element_kernel, in_axes=(None, 0, None))(process, flat, params)
+    else:
+        # Chunks of events in sequence, each vmapped; `checkpoint` makes the backward
+        # pass recompute a chunk instead of storing every chunk's intermediates.
+        kernel = jax.checkpoint(lambda p: matrix_element_kernel(process, p, params))
+        me = jax.lax.map(kernel, flat, batch_size=chunk)
     return me.reshape(momenta.shape[:-2])
 
 

@@ -16,6 +16,8 @@ hand-written amplitude::
   order: ``i``/``o``/``v``/``s`` for ``ixxxxx``/``oxxxxx``/``vxxxxx``/``sxxxxx``,
   with the mass name and ``nsf``/``nsv``. Wavefunction ``wK`` of particle K.
 - ``average``: MadGraph's helicity × colour average times identical-particle factor.
+- ``helicities`` (optional): ``k=h`` pairs fixing the helicity of particle k
+  where all other helicities give exactly zero (massless quarks at W vertices).
 - ``colour_denominators`` and ``colour_matrix`` (rows separated by ``/``): the
   colour-flow matrix; |M|² = Σ_ij conj(J_i) C_ij J_j / d_i.
 - ``wK = ROUTINE(args)``: an off-shell wavefunction; ``ROUTINE(args) -> c@k …``
@@ -106,6 +108,10 @@ class Process:
     # row of `permutations`, the external wavefunction read into slot k being
     # number `row[k]`, and the amplitudes of all rows are concatenated (see `_qcd`).
     permutations: tuple[tuple[int, ...], ...] = ()
+    # Optional: (particle, helicity) pairs that every non-zero amplitude has, e.g. a
+    # massless quark at a W vertex is left-handed. The other combinations are
+    # identically zero and skipped (MadGraph filters them numerically instead).
+    fixed_helicities: tuple[tuple[int, int], ...] = ()
 
     @property
     def n_external(self) -> int:
@@ -121,6 +127,10 @@ class Process:
                 states.append((-1, 0, 1))
             else:
                 states.append((-1, 1))
+        for k, h in self.fixed_helicities:
+            if h not in states[k]:
+                raise ValueError(f"particle {k} of {self.name!r} has no helicity {h}")
+            states[k] = (h,)
         return np.array(list(itertools.product(*states)), dtype=np.int32)
 
 
@@ -151,7 +161,7 @@ def parse_process(text: str) -> Process:
         if not line:
             continue
         key, sep, value = line.partition(":")
-        if sep and key.strip() in {"process", "externals", "average", "colour_denominators", "colour_matrix"}:
+        if sep and key.strip() in {"process", "externals", "average", "colour_denominators", "colour_matrix", "helicities"}:
             header[key.strip()] = value.strip()
             continue
         m = _CALL_RE.match(line)
@@ -196,7 +206,14 @@ def parse_process(text: str) -> Process:
             if not 0 <= col < n_colour:
                 raise ValueError(f"colour flow {col} out of range in {header['process']!r}")
             coefficients[col, k] += c
+    fixed = []
+    for token in header.get("helicities", "").split():
+        m = re.fullmatch(r"(\d+)=([+-]?1|0)", token)
+        if m is None:
+            raise ValueError(f"bad helicity restriction {token!r} (want e.g. 3=-1)")
+        fixed.append((int(m.group(1)), int(m.group(2))))
     return Process(
+        fixed_helicities=tuple(fixed),
         name=" ".join(header["process"].split()),
         externals=tuple(externals),
         calls=tuple(calls),

@@ -146,6 +146,9 @@ GG_TTX_DECAYED = """
 process: g g > t t~, t > b u d~, t~ > b~ d u~
 externals: v(ZERO,-1) v(ZERO,-1) o(MB,+1) o(ZERO,+1) i(ZERO,-1) i(MB,-1) o(ZERO,+1) i(ZERO,-1)
 average: 256
+# Massless u, d at V−A vertices: only left-handed quarks and right-handed
+# antiquarks couple (16 of the 256 combinations; the rest are exactly zero).
+helicities: 3=-1 4=+1 6=-1 7=+1
 colour_denominators: 1 1
 colour_matrix: 48 -6 / -6 48
 # t > b W+, W+ > u d~ (an outgoing top line, o-type)

@@ -1,0 +1,171 @@
+"""Matrix elements: `diffhep.me.matrix_element` throughput and compile time on this
+machine, beside MadGraph5 CUDACPP standalone figures (ANCHORS.md).
+
+Processes: ``g g > t t~``, ``g g > t t~ g g`` and the decay chain
+``g g > t t~, t > b u d~, t~ > b~ d u~`` (MadJax's 14-dimensional example). For each:
+
+- compile time of `jit(vmap(kernel))` (`lower(...).compile()`, timed alone);
+- events/s of the value, and of value + gradient (`jax.value_and_grad` of the
+  batch sum with respect to the momenta and every `SMParameters` field, so
+  d|M|²/dp per event and d/dM_t, d/dΓ_t, d/dα_s, …), steady state, with
+  `block_until_ready`, median of `repeats` calls;
+- at batch sizes 1e4 and 1e5 (1e4 only where a call would take minutes).
+
+Momenta are on shell (tops, W and b of the decay chain at their pole masses, via
+sequential two-body decays), √s = 1500 GeV for the 2 → n processes. XLA may use
+every core of the machine; the CUDACPP anchors are per thread and per 2 cores,
+measured on the same development CPU (ANCHORS.md; not rerun here: no MadGraph).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from _harness import time_jax
+
+# MadGraph5 CUDACPP standalone, fp64, development CPU (ANCHORS.md, 2026-11-23).
+CUDACPP = {
+    "g g > t t~": {"1 thread AVX-512": 1.08e6, "2 cores AVX-512/256": 2.17e6, "1 thread scalar": 3.5e5},
+    "g g > t t~ g g": {"1 thread AVX-512/512": 2.0e4, "2 cores AVX-512/256": 3.1e4, "1 thread scalar": 3.5e3},
+}
+DECAY_CHAIN = "g g > t t~, t > b u d~, t~ > b~ d u~"
+
+
+def _two_body(rng, parent: np.ndarray, m1: float, m2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised isotropic decays `(n, 4)` → two `(n, 4)` arrays (lab frame)."""
+    mass = np.sqrt(parent[:, 0] ** 2 - np.sum(parent[:, 1:] ** 2, -1))
+    p = np.sqrt((mass**2 - (m1 + m2) ** 2) * (mass**2 - (m1 - m2) ** 2)) / (2 * mass)
+    n = rng.normal(size=(len(parent), 3))
+    n *= (p / np.linalg.norm(n, axis=-1))[:, None]
+    d = [np.concatenate([np.sqrt(m * m + p * p)[:, None], s * n], -1) for m, s in ((m1, 1.0), (m2, -1.0))]
+    beta = parent[:, 1:] / parent[:, :1]
+    b2 = np.sum(beta**2, -1)
+    gamma = 1 / np.sqrt(1 - b2)
+    out = []
+    for q in d:
+        bp = np.sum(beta * q[:, 1:], -1)
+        safe = np.where(b2 > 0, b2, 1.0)
+        coef = np.where(b2 > 0, (gamma - 1) * bp / safe, 0.0) + gamma * q[:, 0]
+        out.append(np.concatenate([(gamma * (q[:, 0] + bp))[:, None], q[:, 1:] + coef[:, None] * beta], -1))
+    return out[0], out[1]
+
+
+def make_events(process: str, n: int, seed: int, mt: float = 173.0, mw: float = 80.419, mb: float = 4.7) -> np.ndarray:
+    """`(n, n_external, 4)` on-shell momenta in GeV for one of the benchmarked processes."""
+    rng = np.random.default_rng(seed)
+    e = 750.0
+    beams = np.broadcast_to(np.array([[e, 0, 0, e], [e, 0, 0, -e]]), (n, 2, 4))
+    total = beams.sum(1)
+    if process == "g g > t t~ g g":
+        gluons = []
+        for _ in range(2):
+            k = rng.uniform(50, 300, size=n)
+            d = rng.normal(size=(n, 3))
+            d /= np.linalg.norm(d, axis=-1, keepdims=True)
+            gluons.append(np.concatenate([k[:, None], k[:, None] * d], -1))
+        t, tbar = _two_body(rng, total - gluons[0] - gluons[1], mt, mt)
+        return np.concatenate([beams, np.stack([t, tbar, *gluons], 1)], 1)
+    t, tbar = _two_body(rng, total, mt, mt)
+    if process == "g g > t t~":
+        return np.concatenate([beams, np.stack([t, tbar], 1)], 1)
+    b, wp = _two_body(rng, t, mb, mw)
+    u, dbar = _two_body(rng, wp, 0.0, 0.0)
+    bbar, wm = _two_body(rng, tbar, mb, mw)
+    d, ubar = _two_body(rng, wm, 0.0, 0.0)
+    return np.concatenate([beams, np.stack([b, u, dbar, bbar, d, ubar], 1)], 1)
+
+
+def _bench_one(process: str, n: int, dtype, repeats: int, seed: int, gradient: bool) -> dict[str, Any]:
+    import diffhep.me as me
+
+    momenta = jax.block_until_ready(jnp.asarray(make_events(process, n, seed), dtype=dtype))
+    params = jax.tree.map(lambda x: jnp.asarray(x, dtype=dtype), me.SMParameters.from_param_card())
+
+    def value(p, q):
+        return me.matrix_element(process, p, q)
+
+    def value_and_grad(p, q):
+        return jax.value_and_grad(lambda p, q: jnp.sum(value(p, q)), argnums=(0, 1))(p, q)
+
+    fn = value_and_grad if gradient else value
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(momenta, params).compile()
+    compile_s = time.perf_counter() - start
+    timing = time_jax(compiled, momenta, params, repeats=repeats)
+    out = timing.pop("output")
+    values = out[0] if gradient else out
+    if not bool(jnp.all(jnp.isfinite(values))):
+        raise AssertionError(f"non-finite |M|² for {process}")
+    return {
+        "process": process,
+        "batch": n,
+        "dtype": str(momenta.dtype),
+        "gradient": gradient,
+        "compile_s": compile_s,
+        **timing,
+        "events_per_s": n / timing["steady_s"],
+    }
+
+
+def run(repeats: int = 3, seed: int = 20261125, float32: bool = True) -> dict[str, Any]:
+    # float64 for this benchmark (the library never flips this flag).
+    jax.config.update("jax_enable_x64", True)
+    cases = [
+        ("g g > t t~", 10_000), ("g g > t t~", 100_000),
+        ("g g > t t~ g g", 10_000),
+        (DECAY_CHAIN, 10_000), (DECAY_CHAIN, 100_000),
+    ]  # fmt: skip
+    rows = []
+    for process, n in cases:
+        for gradient in (False, True):
+            rows.append(_bench_one(process, n, jnp.float64, repeats, seed, gradient))
+            r = rows[-1]
+            print(f"  {process!r} n={n} grad={gradient} f64: compile {r['compile_s']:.2f} s, {r['events_per_s']:.3g}/s")
+    if float32:
+        for process, n in (("g g > t t~", 100_000), ("g g > t t~ g g", 10_000)):
+            rows.append(_bench_one(process, n, jnp.float32, repeats, seed, False))
+            r = rows[-1]
+            print(f"  {process!r} n={n} f32: compile {r['compile_s']:.2f} s, {r['events_per_s']:.3g}/s")
+
+    def best(process: str, gradient: bool = False, dtype: str = "float64") -> dict[str, Any]:
+        sel = [r for r in rows if r["process"] == process and r["gradient"] == gradient and r["dtype"] == dtype]
+        return max(sel, key=lambda r: r["events_per_s"])
+
+    ttgg = best("g g > t t~ g g")
+    peer_rate = CUDACPP["g g > t t~ g g"]["2 cores AVX-512/256"]
+    return {
+        "settings": {
+            "repeats": repeats,
+            "seed": seed,
+            "sqrt_s_GeV": 1500.0,
+            "momenta": "on shell; t, t~, W, b at pole masses for the decay chain",
+            "gradient": "value_and_grad of the batch sum w.r.t. momenta and all SMParameters fields",
+            "peer": "MadGraph5 CUDACPP standalone, fp64, same development CPU (ANCHORS.md, not rerun)",
+        },
+        "rows": rows,
+        "cudacpp_anchors_per_s": CUDACPP,
+        "ratios_vs_cudacpp_2cores": {
+            "g g > t t~ value": best("g g > t t~")["events_per_s"] / CUDACPP["g g > t t~"]["2 cores AVX-512/256"],
+            "g g > t t~ value+grad": best("g g > t t~", True)["events_per_s"] / CUDACPP["g g > t t~"]["2 cores AVX-512/256"],
+            "g g > t t~ g g value": ttgg["events_per_s"] / peer_rate,
+            "g g > t t~ g g value+grad": best("g g > t t~ g g", True)["events_per_s"] / peer_rate,
+        },
+        "decay_chain_compile_s": {
+            "value": best(DECAY_CHAIN)["compile_s"],
+            "value_and_grad": best(DECAY_CHAIN, True)["compile_s"],
+            "madjax_reference_s": 132.0,
+        },
+        "summary": {
+            "diffhep_events_per_s": ttgg["events_per_s"],
+            "diffhep_first_call_s": ttgg["first_call_s"],
+            "diffhep_compile_s": ttgg["compile_s"],
+            "peer": "MadGraph5 CUDACPP g g > t t~ g g (2 cores, AVX-512/256)",
+            "peer_events_per_s": peer_rate,
+            "ratio": ttgg["events_per_s"] / peer_rate,
+        },
+    }

@@ -15,3 +15,15 @@ from ._template import (
     poisson_deviance as poisson_deviance,
     poisson_nll as poisson_nll,
 )
+from ._mtop import (
+    MT_RANGE as MT_RANGE,
+    MtopConfig as MtopConfig,
+    MtopLikelihood as MtopLikelihood,
+    MtopResult as MtopResult,
+    PseudoData as PseudoData,
+    fit_mtop as fit_mtop,
+    generate_pseudo_data as generate_pseudo_data,
+    model_sigma as model_sigma,
+    reconstruct_mbjj as reconstruct_mbjj,
+    run_fit_mtop as run_fit_mtop,
+)

@@ -1,0 +1,69 @@
+"""Plots of a top-mass fit (matplotlib with the mplhep style), written as PNG files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ._plots import _plt, _save
+
+
+def plot_mtop(out_dir: Path, result, arrays: dict, mbjj_data: np.ndarray, mbjj_model: np.ndarray) -> list[Path]:
+    """The likelihood scan with the ±1σ points (`scan.png`), the reconstructed m_bjj of
+    the data against the model at the fitted m_t (`mbjj.png`, model normalised to the
+    data), and the optimiser trajectory (`trajectory.png`). Returns the written paths."""
+    plt = _plt()
+    out_dir = Path(out_dir)
+    paths: list[Path] = []
+
+    if "scan_mt" in arrays:
+        fig, ax = plt.subplots(figsize=(7, 5))
+        m, d = arrays["scan_mt"], arrays["scan_dnll"]
+        c2, c1, c0 = arrays["scan_parabola"]
+        xs = np.linspace(m.min(), m.max(), 200)
+        par = c2 * (xs - result.mt) ** 2 + c1 * (xs - result.mt) + c0
+        ax.plot(m, d, "ko", label=r"$-\Delta \ln L$ (scan)")
+        ax.plot(xs, par - par.min(), "C0-", label="parabola")
+        ax.axhline(0.5, color="grey", linestyle=":")
+        for x in (result.mt - result.mt_err, result.mt + result.mt_err):
+            ax.axvline(x, color="C1", linestyle="--")
+        ax.plot([], [], "C1--", label=r"$\pm1\sigma$ (curvature)")
+        if result.truth_mt is not None:
+            ax.axvline(result.truth_mt, color="k", linestyle=":", label="truth")
+        ax.set_xlabel(r"$m_t$ [GeV]")
+        ax.set_ylabel(r"$-\Delta \ln L$")
+        ax.legend(fontsize=12)
+        _save(plt, fig, out_dir / "scan.png", paths)
+
+    fig, (ax, rax) = plt.subplots(2, 1, sharex=True, gridspec_kw=dict(height_ratios=(3, 1)), figsize=(8, 7))
+    edges = np.linspace(100.0, 260.0, 33)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    data, _ = np.histogram(np.ravel(mbjj_data), edges)
+    model, _ = np.histogram(np.ravel(mbjj_model), edges)
+    scale = np.ravel(mbjj_data).size / max(np.ravel(mbjj_model).size, 1)
+    pred = model * scale
+    err = np.sqrt(np.maximum(data, 1.0))
+    ax.stairs(pred, edges, color="C0", linewidth=2, label=rf"model, $m_t$ = {result.mt:.2f} GeV")
+    ax.errorbar(centres, data, yerr=err, fmt="ko", markersize=4, label="pseudo-data")
+    ax.set_ylabel("tops / 5 GeV")
+    ax.legend(fontsize=12)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rax.errorbar(centres, data / pred, yerr=err / pred, fmt="ko", markersize=4)
+    rax.axhline(1.0, color="C0")
+    rax.set_ylim(0.0, 2.0)
+    rax.set_ylabel("data / model")
+    rax.set_xlabel(r"reconstructed $m_{bjj}$ [GeV]")
+    _save(plt, fig, out_dir / "mbjj.png", paths)
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    traj = np.asarray(arrays["trajectory"])
+    ax.plot(np.arange(len(traj)), traj, "o-", label="optimiser")
+    ax.axhspan(result.mt - result.mt_err, result.mt + result.mt_err, alpha=0.25, label=r"fit $\pm 1\sigma$")
+    if result.truth_mt is not None:
+        ax.axhline(result.truth_mt, color="k", linestyle="--", label="truth")
+    ax.set_xlabel("step")
+    ax.set_ylabel(r"$m_t$ [GeV]")
+    ax.legend(fontsize=12)
+    _save(plt, fig, out_dir / "trajectory.png", paths)
+    return paths

@@ -74,12 +74,12 @@ class DesignProblem:
             lo, hi = self.box[name]
             if not lo < hi:
                 raise ValueError(f"box of {name} must have low < high, got ({lo}, {hi})")
-            v = float(getattr(self.base, name))
-            if not lo <= v <= hi:
-                raise ValueError(f"start value {name}={v} is outside its box [{lo}, {hi}]")
             # Every point of the box must be a physical design.
             for edge in (lo, hi):
                 eqx.tree_at(lambda p: getattr(p, name), self.base, jnp.asarray(edge, self.base.b_field.dtype)).check_values()
+            v = float(getattr(self.base, name))
+            if not lo <= v <= hi:
+                raise ValueError(f"start value {name}={v} is outside its box [{lo}, {hi}]")
         if int(self.n_events) < 2:
             raise ValueError(f"n_events must be >= 2, got {self.n_events}")
         if not self.n_data > 0:

@@ -57,8 +57,15 @@ def _batched(process: Process, momenta: Array, params: SMParameters) -> Array:
     else:
         # Chunks of events in sequence, each vmapped; `checkpoint` makes the backward
         # pass recompute a chunk instead of storing every chunk's intermediates.
-        kernel = jax.checkpoint(lambda p: matrix_element_kernel(process, p, params))
-        me = jax.lax.map(kernel, flat, batch_size=chunk)
+        # Padded to whole chunks (repeating the last event): one traced copy of the
+        # kernel, not a second one for the remainder.
+        n = flat.shape[0]
+        n_chunks = -(-n // chunk)
+        padded = jnp.concatenate([flat, jnp.broadcast_to(flat[-1:], (n_chunks * chunk - n, *flat.shape[1:]))])
+        kernel = jax.checkpoint(
+            lambda p: jax.vmap(matrix_element_kernel, in_axes=(None, 0, None))(process, p, params)
+        )
+        me = jax.lax.map(kernel, padded.reshape(n_chunks, chunk, *flat.shape[1:])).reshape(-1)[:n]
     return me.reshape(momenta.shape[:-2])
 
 

@@ -240,7 +240,8 @@ def _external_wavefunctions(process: Process, momenta: Array, masses: dict[str, 
             continue
         fn = getattr(_helas, _EXTERNAL_KINDS[ext.kind])
         hels = (-1, 0, 1) if ext.kind == "v" and ext.mass != "ZERO" else (-1, 1)
-        out.append(jnp.stack([fn(p, mass, h, ext.ns) for h in hels]))
+        # One trace per particle, vmapped over its helicities (compile time).
+        out.append(jax.vmap(lambda h, fn=fn, p=p, mass=mass, ns=ext.ns: fn(p, mass, h, ns))(jnp.array(hels)))
     return out
 
 

@@ -184,7 +184,7 @@ def test_cli_yoda_fit_end_to_end(tmp_path, capsys):
     out = tmp_path / "out"
     code, io = _run(
         capsys, "--data", str(data), "--histogram", "/REF/TEST/thrust_coarse", "--sqrt-s", "91.2",
-        "--observable", "thrust", "--had-events", "3000", "--mc-events", "2000", "--max-steps", "3",
+        "--observable", "thrust", "--had-events", "3000", "--mc-events", "2000", "--max-steps", "2",
         "--no-scan", "--had-max-rel-err", "0.15", "--had-cache", str(cache), "--quiet", "--out", str(out),
     )
     assert code == 0, io.err

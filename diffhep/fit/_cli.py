@@ -168,6 +168,7 @@ def fit_real_data(
     (the largest shift over the other `settings`) and `alpha_s_err_total`, checks the
     overflow, and plots into `out_dir`. Returns the result's JSON payload."""
     from ._alphas import _Objective
+    from ._data import FIT_VARIABLES
     from ._plots import plot_fit
 
     tgt = make_target()
@@ -190,7 +191,7 @@ def fit_real_data(
     result.extra["alpha_s_err_hadronization"] = max(abs(v) for v in shifts.values())
     result.extra["hadronization_shifts"] = shifts
     result.extra["fit_range"] = [float(tgt.edges[0]), float(tgt.edges[-1])]
-    result.extra["fit_variable"] = {"thrust": "1-T", "c": "C", "y23": "-ln y23"}[tgt.observable]
+    result.extra["fit_variable"] = FIT_VARIABLES[tgt.observable]
     check_overflow(result.overflow_fraction)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -280,7 +281,7 @@ def run_fit_alphas_yoda(
     import sys
 
     from .. import shower
-    from ._data import FIT_VARIABLES, cache_folder, check_sqrt_s, data_target, read_data_table, select_moderate
+    from ._data import cache_folder, check_sqrt_s, data_target, read_data_table, select_moderate
     from ._hadronization import HADRONIZATION_SETTINGS, cached_corrections
 
     if sqrt_s is None:
@@ -324,7 +325,6 @@ def run_fit_alphas_yoda(
     payload["data"] = table.source
     payload["sqrt_s"] = sqrt_s
     payload["x_variable"] = table.x_variable
-    payload["fit_variable"] = FIT_VARIABLES[table.observable]
     payload["data_integral"] = table.integral
     payload["hadronization"] = {
         "generator": "Pythia 8 (pythia8mc), same method as diffhep/fit/data/hadronization_91GeV.json",

@@ -26,7 +26,7 @@ def plot_mtop(out_dir: Path, result, arrays: dict, mbjj_data: np.ndarray, mbjj_m
         ax.plot(m, d, "ko", label=r"$-\Delta \ln L$ (scan)")
         ax.plot(xs, par - par.min(), "C0-", label="parabola")
         ax.axhline(0.5, color="grey", linestyle=":")
-        for x in (result.mt - result.mt_err, result.mt + result.mt_err):
+        for x in (result.mt - result.mt_err_curvature, result.mt + result.mt_err_curvature):
             ax.axvline(x, color="C1", linestyle="--")
         ax.plot([], [], "C1--", label=r"$\pm1\sigma$ (curvature)")
         if result.truth_mt is not None:

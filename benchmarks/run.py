@@ -23,6 +23,7 @@ from _harness import load_results, markdown_table, write_result  # noqa: E402
 BENCHMARKS = {
     "thrust": "bench_thrust",
     "shower": "bench_shower",
+    "me": "bench_me",
 }
 
 

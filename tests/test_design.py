@@ -12,6 +12,9 @@ from diffhep import design, detector
 from diffhep.cli import main
 
 
+FREE = ("eta_max", "calo_depth", "cell_size", "b_field")
+
+
 def _problem(**kw):
     kw.setdefault("objective", "jer")
     kw.setdefault("n_events", 24)
@@ -58,13 +61,14 @@ def test_box_map():
 
 @pytest.mark.parametrize("objective", [pytest.param("jer", marks=pytest.mark.slow), "alphas"])
 def test_gradient_matches_finite_differences(objective):
-    pr = _problem(objective=objective, free=("eta_max", "calo_depth", "cell_size", "b_field"))
+    pr = _problem(objective=objective, free=FREE)
     check = design.gradient_check(pr, seed=3, rel_step=1e-5)
     assert check["max_rel_err"] < 1e-5, check
 
 
 def test_checkpoint_resume(tmp_path):
-    pr = _problem()
+    # the problem of the gradient test: the compiled objective is reused
+    pr = _problem(objective="alphas", free=FREE)
     full = design.optimize(pr, seed=1, steps=4, checkpoint_dir=tmp_path / "a", checkpoint_every=2, progress=False)
     assert full.simulator_calls == 4
     # interrupt after step 2: drop the last checkpoint, then resume
@@ -84,21 +88,21 @@ def test_checkpoint_resume(tmp_path):
 def test_cli_run(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exc:
-        main(["optimize-detector", "--out", str(out), "--objective", "jer", "--events", "24", "--steps", "3",
-              "--grid", "3", "--quiet", "--checkpoint-every", "1"])
+        main(["optimize-detector", "--out", str(out), "--events", "24", "--steps", "3", "--grid", "3", "--quiet",
+              "--checkpoint-every", "1", *[a for n in FREE for a in ("--free", n)]])
     assert exc.value.code == 0
     res = json.loads((out / "result.json").read_text())
     for k in ("objective", "params", "grid_optimum", "grid_objective", "simulator_calls", "grid_simulator_calls", "wall_s", "device"):
         assert k in res
     assert res["simulator_calls"] == 3 and res["grid_simulator_calls"] == 9
-    for name in ("objective.png", "param_eta_max.png", "param_calo_depth.png", "landscape.png"):
+    for name in ("objective.png", *(f"param_{n}.png" for n in FREE), "landscape.png"):
         assert (out / name).stat().st_size > 0
 
 
 @pytest.mark.slow
 def test_grid_validation(tmp_path):
     payload = design.run_optimize_detector(
-        out=tmp_path, objective="jer", cost_weight=15.0, events=1000, steps=15, grid=12, seed=0, progress=False
+        out=tmp_path, objective="jer", cost_weight=15.0, events=1000, steps=15, grid=13, seed=0, progress=False
     )
     assert abs(payload["objective_rel_diff"]) < 0.02, payload
     assert payload["params_within_one_grid_step"], payload

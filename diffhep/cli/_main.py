@@ -143,7 +143,7 @@ def optimize_detector_cmd(
     events: int = typer.Option(1000, "--events", help="Showered events per simulator call."),
     steps: int = typer.Option(15, "--steps", help="Optimiser steps."),
     learning_rate: float = typer.Option(0.3, "--learning-rate", help="Adam step size (in the unconstrained box coordinates)."),
-    grid: int = typer.Option(12, "--grid", help="Grid points per axis of the validation scan (0: no scan)."),
+    grid: int = typer.Option(13, "--grid", help="Grid points per axis of the validation scan (0: no scan)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     checkpoint_every: int = typer.Option(5, "--checkpoint-every", help="Save an orbax checkpoint every N steps."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out."),

@@ -1,4 +1,29 @@
-"""Detector design by gradient descent through shower → detector → analysis (WIP)."""
+"""Detector design by gradient descent through shower → detector → analysis.
+
+**Analysis layer.** `soft_histogram` (the foundation's), `sigmoid_cut`, the binned
+Poisson `poisson_log_likelihood`, `fisher_information` (`jax.hessian` of the Asimov
+−ln L) and its Jacobian form `fisher_from_jacobian`, `expected_uncertainty`
+(Cramér–Rao) and `asimov_significance` (Cowan et al. 2011).
+
+**Objectives** (`DesignProblem.objective`, all in %, plus `cost_weight` ×
+`detector.cost`):
+- `alphas` (default): 100 σ(α_s)/α_s from a detector-level τ = 1 − T histogram of
+  `n_data` events. A Monte Carlo sample is showered at α_s = 0.118 with its discrete
+  content fixed (`shower.layout`); its tangent d(momenta, weights)/dα_s comes from
+  `jax.jvp` of `shower.realize`; ν_b and dν_b/dα_s then come from one `jax.jvp`
+  through detector → thrust → soft histogram, I = Σ (dν_b/dα_s)²/ν_b and σ = I^(−1/2).
+  `jax.grad` of that with respect to the design is reverse-over-forward AD.
+- `jer`: the RMS of E_reco/E_true − 1 of the two thrust hemispheres (a "jet energy
+  resolution", bias from acceptance losses included).
+
+**Loop** (`optimize`): Adam on u with θ = low + (high − low) σ(u) (box by
+reparameterisation); a fresh sample per step, the same sample for value and gradient
+(common random numbers within a step); orbax checkpoints every N steps and resume;
+the optimum is the mean of the last 5 iterates. `grid_scan` is the brute-force check,
+`gradient_check` compares AD with central finite differences on one sample.
+A *simulator call* is one evaluation of detector + thrust + histogram + likelihood on
+one sample of `n_events` showered events (value, or value and gradient).
+"""
 
 from ._analysis import (
     asimov_nll as asimov_nll,

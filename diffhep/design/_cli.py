@@ -26,7 +26,7 @@ def run_optimize_detector(
     events: int = 1000,
     steps: int = 15,
     learning_rate: float = 0.3,
-    grid: int = 12,
+    grid: int = 13,
     seed: int = 0,
     checkpoint_every: int = 5,
     resume: bool = False,
@@ -99,7 +99,7 @@ def run_optimize_detector(
     return payload
 
 
-DEFAULT_COST_WEIGHT = {"alphas": 0.002, "jer": 3.0}
+DEFAULT_COST_WEIGHT = {"alphas": 0.002, "jer": 15.0}
 """Default `--cost-weight` per objective: of the order that puts the optimum inside
 the default box for the default free parameters."""
 

@@ -27,7 +27,7 @@ from ._analysis import fisher_from_jacobian
 OBJECTIVES = ("alphas", "jer")
 """`alphas`: 100 σ(α_s)/α_s in %, the expected relative uncertainty on α_s(M_Z) from
 a detector-level thrust distribution of `n_data` events (Fisher information of the
-binned Poisson likelihood, shape only). `jer`: the hemisphere ("jet") energy
+binned Poisson likelihood; events pass a soft visible-energy selection). `jer`: the hemisphere ("jet") energy
 resolution in %, the RMS of E_reco/E_true − 1 over the two thrust hemispheres of each
 event (bias from acceptance losses included); it drives the top-mass-like
 measurements that reconstruct jet energies."""
@@ -54,7 +54,7 @@ class DesignProblem:
     free: tuple[str, ...] = ("eta_max", "calo_depth")
     box: dict = field(default_factory=lambda: dict(BOX))
     base: DetectorParams = field(default_factory=DetectorParams)
-    cost_weight: float = 0.02
+    cost_weight: float = 0.002
     n_events: int = 1000
     n_data: float = 1e6
     edges: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 0.3, 16), 6))
@@ -87,6 +87,23 @@ class DesignProblem:
         if len(self.edges) < 3 or np.any(np.diff(self.edges) <= 0):
             raise ValueError(f"edges must be >= 3 strictly increasing values, got {self.edges}")
         object.__setattr__(self, "_shapes", {})
+
+    def _key(self) -> tuple:
+        # Equal problems share compiled code: jitted objectives take the problem as a
+        # static argument, hashed by value (the start point and the model are part of
+        # the value since the code closes over them).
+        leaves = lambda m: tuple(float(x) for x in jax.tree.leaves(m))  # noqa: E731
+        return (
+            self.objective, self.free, tuple(tuple(self.box[n]) for n in self.free), self.cost_weight,
+            int(self.n_events), float(self.n_data), tuple(self.edges), self.bandwidth,
+            jax.tree.structure(self.base), leaves(self.base), jax.tree.structure(self.model), leaves(self.model),
+        )
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     # -- the box reparameterisation ---------------------------------------------
 
@@ -157,16 +174,27 @@ def draw_sample(key: PRNGKeyArray, problem: DesignProblem) -> Sample:
     return Sample(events, dmom, dw, noise, buckets, axis)
 
 
-def _tau(params: DetectorParams, s: Sample, momenta: Array, weights: Array) -> Array:
+VISIBLE_CUT = 0.5
+"""Event selection of the α_s measurement: visible energy Σ E_reco > 0.5 √s, a sigmoid
+of slope 0.05 √s (LEP event-shape analyses cut at about this fraction)."""
+
+
+def _tau(params: DetectorParams, s: Sample, momenta: Array, weights: Array) -> tuple[Array, Array]:
+    """Detector-level τ = 1 − T of each event and its soft selection weight."""
     ev = Events(momenta, s.events.mask, s.events.pdg, weights)
     flow = respond_with_noise(s.noise, ev, params).energy_flow()
-    return s.buckets.apply(lambda p, m: 1.0 - observables.thrust(p, m), flow, s.events.mask)
+    tau = s.buckets.apply(lambda p, m: 1.0 - observables.thrust(p, m), flow, s.events.mask)
+    sqrt_s = jnp.sum(momenta[..., 0], axis=-1)
+    selected = jax.nn.sigmoid((jnp.sum(flow[..., 0], axis=-1) / sqrt_s - VISIBLE_CUT) / 0.05)
+    return tau, selected
 
 
 def alphas_uncertainty(params: DetectorParams, s: Sample, problem: DesignProblem) -> Array:
     """Expected σ(α_s)/α_s in % from the detector-level τ = 1 − T distribution.
 
-    ν_b(α_s) = n_data × (soft-histogram fraction of the sample in bin b); dν/dα_s
+    ν_b(α_s) = n_data × (soft-histogram fraction of the sample in bin b, each event
+    weighted by its soft selection `VISIBLE_CUT`: a design that loses energy loses
+    events); dν/dα_s
     comes from one `jax.jvp` through detector → thrust → histogram along the shower's
     tangent d(events)/dα_s; Fisher I = Σ_b (dν_b/dα_s)²/ν_b (=`jax.hessian` of the
     Asimov −ln L, see `fisher_information`), σ = I^(−1/2). Differentiable in `params`.
@@ -175,8 +203,8 @@ def alphas_uncertainty(params: DetectorParams, s: Sample, problem: DesignProblem
     h = problem.bandwidth * float(np.min(np.diff(problem.edges)))
 
     def expected(mom, w):
-        tau = _tau(params, s, mom, w)
-        return problem.n_data * observables.soft_histogram(tau, edges, h, weights=w) / jnp.sum(w)
+        tau, selected = _tau(params, s, mom, w)
+        return problem.n_data * observables.soft_histogram(tau, edges, h, weights=w * selected) / jnp.sum(w)
 
     nu, dnu = jax.jvp(expected, (s.events.momenta, s.events.weights), (s.d_momenta, s.d_weights))
     fisher = fisher_from_jacobian(nu, dnu[:, None])[0, 0]

@@ -72,7 +72,7 @@ def fit_alphas_cmd(
     x_variable: Optional[str] = typer.Option(
         None, "--x-variable", help="x of a .yoda table: T, 1-T, C, -ln y23, y23 or ln y23 (default: from the bin range)."
     ),
-    had_events: int = typer.Option(50_000, "--had-events", help="Pythia 8 events per hadronisation setting (.yoda data)."),
+    had_events: int = typer.Option(100_000, "--had-events", help="Pythia 8 events per hadronisation setting (.yoda data)."),
     had_cache: Optional[Path] = typer.Option(
         None, "--had-cache", help="Cache folder of the hadronisation corrections (default ~/.cache/diffhep/hadronization)."
     ),

@@ -269,7 +269,7 @@ def run_fit_alphas_yoda(
     seed: int,
     max_steps: int,
     scan: bool,
-    had_events: int = 50_000,
+    had_events: int = 100_000,
     had_cache: Path | None = None,
     had_max_rel_err: float = 0.05,
     progress: bool = True,

@@ -43,8 +43,10 @@ heuristic, ½ each, channels fixed per point so that every combination has the s
 number of points): a Breit–Wigner map (`diffhep.phasespace.bw_map`) at the *current*
 m_t or M_W, or a proposal that follows the observed jets (needed for the far
 off-shell events, a few per cent of all, that a BW-only proposal misses). Then E_u E_d̄ = s_W/(2(1 − cos θ_ud̄)) and E_b = (s_t − s_W)/(2(E_W − n̂_b·p⃗_W)).
-The integral uses one fixed set of scrambled-Sobol points for all events, permutations
-and m_t (common random numbers), so −ln L is a smooth function of m_t. The sum runs
+The integral uses one fixed set of scrambled-Sobol points, rotated by an independent
+random shift per event (so that integration errors do not correlate across events),
+for all permutations and every m_t (common random numbers), so −ln L is a smooth
+function of m_t. The sum runs
 over the 12 assignments of jets (which b jet is the b, which light pair comes from the
 W⁺); swapping the two jets of a W pair leaves the model unchanged and gives a factor 4.
 σ(m_t) is the model's total cross section (no cuts), by QMC with the decay-chain
@@ -491,23 +493,32 @@ def _compiled(cfg: MtopConfig, ctx: dict, batch: int):
     if key in _COMPILED:
         return _COMPILED[key]
 
-    def per_event(mt, jets, u_int):
+    def per_event(mt, jets, u_int, shifts):
         params_mt = ctx["params"].replace(MT=mt)
-        return jax.lax.map(lambda j: event_log_density(j, u_int, mt, cfg, ctx, params_mt), jets, batch_size=batch)
 
-    def nll(mt, jets, u_int, u_norm):
+        def one(args):
+            j, shift = args
+            # Each event its own Cranley–Patterson rotation of the Sobol points: the
+            # integration errors of different events are then independent (shared points
+            # would give all events a common error that no per-event error estimate sees).
+            u = jnp.clip(jnp.mod(u_int + shift[None, :], 1.0), 1e-12, 1.0 - 1e-12)
+            return event_log_density(j, u, mt, cfg, ctx, params_mt)
+
+        return jax.lax.map(one, (jets, shifts), batch_size=batch)
+
+    def nll(mt, jets, u_int, shifts, u_norm):
         sigma = jnp.mean(_points(u_norm, mt, cfg, ctx)[3])
-        return -jnp.sum(per_event(mt, jets, u_int)) + jets.shape[0] * jnp.log(sigma)
+        return -jnp.sum(per_event(mt, jets, u_int, shifts)) + jets.shape[0] * jnp.log(sigma)
 
-    def derivs(mt, jets, u_int, u_norm):
+    def derivs(mt, jets, u_int, shifts, u_norm):
         def first(m):
-            return jax.jvp(lambda mm: nll(mm, jets, u_int, u_norm), (m,), (jnp.ones_like(m),))
+            return jax.jvp(lambda mm: nll(mm, jets, u_int, shifts, u_norm), (m,), (jnp.ones_like(m),))
 
         (v, g), (_, h) = jax.jvp(first, (mt,), (jnp.ones_like(mt),))
         return v, g, h
 
-    def scores(mt, jets, u_int):
-        return jax.jvp(lambda m: per_event(m, jets, u_int), (mt,), (jnp.ones_like(mt),))[1]
+    def scores(mt, jets, u_int, shifts):
+        return jax.jvp(lambda m: per_event(m, jets, u_int, shifts), (mt,), (jnp.ones_like(mt),))[1]
 
     out = (jax.jit(nll), jax.jit(derivs), jax.jit(per_event), jax.jit(scores))
     _COMPILED[key] = (out, ctx)  # keep ctx alive so that its id stays unique
@@ -531,20 +542,21 @@ class MtopLikelihood:
             raise ValueError(f"n_int = {cfg.n_int} must be a positive multiple of 16 (two channels for each of 4 resonances)")
         self.cfg, self.ctx = cfg, ctx
         self.jets = jnp.asarray(jets, dtype=jnp.float64)
-        k_int, k_norm = jax.random.split(key)
+        k_int, k_norm, k_shift = jax.random.split(key, 3)
         self.u_int = sobol_uniforms(k_int, cfg.n_int, 6)
         self.u_norm = sobol_uniforms(k_norm, cfg.n_norm, 16)
         self.n_events = int(self.jets.shape[0])
+        self.shifts = jax.random.uniform(k_shift, (self.n_events, 6), dtype=jnp.float64)
         (self._nll, self._derivs, self._per_event, self._scores), _ = _compiled(cfg, ctx, min(batch_size, self.n_events))
 
     def nll(self, mt) -> jax.Array:
-        return self._nll(jnp.asarray(mt, jnp.float64), self.jets, self.u_int, self.u_norm)
+        return self._nll(jnp.asarray(mt, jnp.float64), self.jets, self.u_int, self.shifts, self.u_norm)
 
     def nll_derivs(self, mt) -> tuple[jax.Array, jax.Array, jax.Array]:
-        return self._derivs(jnp.asarray(mt, jnp.float64), self.jets, self.u_int, self.u_norm)
+        return self._derivs(jnp.asarray(mt, jnp.float64), self.jets, self.u_int, self.shifts, self.u_norm)
 
     def per_event(self, mt) -> jax.Array:
-        return self._per_event(jnp.asarray(mt, jnp.float64), self.jets, self.u_int)
+        return self._per_event(jnp.asarray(mt, jnp.float64), self.jets, self.u_int, self.shifts)
 
     def sandwich_error(self, mt, grad: float, curvature: float) -> float:
         """Huber–White (sandwich) uncertainty √J / h of the m_t estimate: J = Σ (s_i − s̄)²
@@ -552,7 +564,7 @@ class MtopLikelihood:
         curvature of −ln L. It equals the curvature error h^{−1/2} when the likelihood
         is exact (J = h on average) and also covers the extra scatter that the finite
         integration (`n_int` points per event) adds to each event's score."""
-        g_i = np.asarray(self._scores(jnp.asarray(mt, jnp.float64), self.jets, self.u_int))
+        g_i = np.asarray(self._scores(jnp.asarray(mt, jnp.float64), self.jets, self.u_int, self.shifts))
         dlog_sigma = (grad + g_i.sum()) / self.n_events  # from grad = −Σ g_i + N dlnσ/dm
         s = g_i - dlog_sigma
         return float(math.sqrt(np.sum((s - s.mean()) ** 2) * self.n_events / max(self.n_events - 1, 1)) / curvature)

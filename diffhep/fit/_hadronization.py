@@ -188,8 +188,11 @@ HADRONIZATION_SETTINGS = {
     "sigma_pt_down": {"extra": ("StringPT:sigma = 0.30",), "description": "StringPT:sigma 0.335 -> 0.30 GeV"},
     "sigma_pt_up": {"extra": ("StringPT:sigma = 0.37",), "description": "StringPT:sigma 0.335 -> 0.37 GeV"},
 }
-#: √s range (GeV) accepted for on-the-fly corrections: above the b b̄ threshold region
-#: (Pythia's five flavours) and below t t̄ (not generated, and not in the shower).
+#: √s range (GeV) accepted for on-the-fly corrections and `--data FILE.yoda` fits. The
+#: shower is massless with five flavours, which needs √s well above the b b̄ threshold
+#: (10 GeV is the lowest accepted; JADE/PETRA data start at 14 GeV); t t̄ (above
+#: 2 m_t ≈ 345 GeV) is neither generated nor showered. Up to 340 GeV the shower's
+#: default capacity (64) holds: at most 50 partons in 4000 events at α_s = 0.15.
 SQRT_S_RANGE = (10.0, 340.0)
 _CHUNK = 4096  # events per C-parameter batch
 _PAD = 16  # pad multiplicities to a multiple of this (few jit shapes)

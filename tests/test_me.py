@@ -131,7 +131,7 @@ def test_replace_under_jit_and_grad(params):
     momenta = two_to_two(1000.0, 0.3, M_TOP, phi=0.4)
 
     def f(mt):
-        return me.matrix_element("g g > t t~", momenta, params.replace(MT=mt))
+        return me.matrix_element("u u~ > t t~", momenta, params.replace(MT=mt))
 
     value, grad = jax.jit(jax.value_and_grad(f))(173.0)
     assert float(value) == pytest.approx(float(f(173.0)), rel=1e-14)
@@ -666,6 +666,7 @@ def test_decay_chain_gradient_wrt_mt(params):
     assert grad == pytest.approx(fd, rel=1e-6)
 
 
+@pytest.mark.slow  # compiles the chain with all 256 helicity combinations
 def test_decay_chain_helicity_restriction_is_exact(params, rng):
     # The 240 helicity combinations the decay chain skips are exactly zero.
     import dataclasses
@@ -694,18 +695,19 @@ def test_chunked_batches_match_vmap(params, monkeypatch, rng):
 
     process = me.get_process("u u~ > t t~")
     momenta = _on_shell_points("u u~ > t t~", rng, 13) @ random_rotation(rng).T
-    reference = np.asarray(jax.vmap(lambda q: matrix_element_kernel(process, q, params))(jnp.asarray(momenta)))
+    reference = np.asarray(jax.jit(jax.vmap(lambda q: matrix_element_kernel(process, q, params)))(jnp.asarray(momenta)))
     momenta = jnp.asarray(momenta)
     monkeypatch.setattr(_api, "_LANES_PER_CHUNK", 16 * 1 * len(process.calls) * 4)
     assert _api.chunk_size(process) == 8  # the floor
     chunked = me.matrix_element("u u~ > t t~", momenta, params)
     np.testing.assert_allclose(np.asarray(chunked), reference, rtol=1e-14, atol=0)
-    grad_chunked = jax.grad(lambda p: jnp.sum(me.matrix_element("u u~ > t t~", p, params)))(momenta)
-    grad_vmap = jax.grad(lambda p: jnp.sum(jax.vmap(lambda q: matrix_element_kernel(process, q, params))(p)))(momenta)
+    grad_chunked = jax.jit(jax.grad(lambda p: jnp.sum(me.matrix_element("u u~ > t t~", p, params))))(momenta)
+    grad_vmap = jax.jit(jax.grad(lambda p: jnp.sum(jax.vmap(lambda q: matrix_element_kernel(process, q, params))(p))))(momenta)
     np.testing.assert_allclose(np.asarray(grad_chunked), np.asarray(grad_vmap), rtol=1e-12, atol=1e-30)
 
 
-def test_float32_gg_ttxgg(params, ttgg_jit):
+@pytest.mark.slow  # a second compilation of g g > t t~ g g (complex64)
+def test_float32_gg_ttxgg(params):
     # complex64 throughout; MadGraph's dump reproduced to ~1e-5 (float32 round-off
     # accumulated over 24 colour flows).
     momenta, reference = load_dump("dump_sm_gg_ttxgg.txt")

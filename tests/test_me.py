@@ -623,7 +623,7 @@ def test_decay_chain_narrow_width_factorisation(params, rng):
 def test_decay_chain_lorentz_invariance(params, rng):
     # Boosts along and rotations about the beam axis keep HELAS's beam-gluon
     # polarisations fixed up to a phase, so they test the (gauge-dependent, Γ_t ≠ 0)
-    # chain exactly: achieved ~1e-14. Generic kinematics: tops and Ws off shell.
+    # chain exactly (tolerance 1e-10). Generic kinematics: tops and Ws off shell.
     events = []
     for _ in range(4):
         e1, e2 = rng.uniform(500, 900, size=2)  # unequal beams: the system moves along z

@@ -4,7 +4,6 @@ checkpoint/resume, the CLI, and (slow) the grid validation."""
 import json
 
 import jax.numpy as jnp
-import jax.random as jr
 import numpy as np
 import pytest
 
@@ -85,7 +84,7 @@ def test_checkpoint_resume(tmp_path):
         design.optimize(pr, seed=1, steps=4, checkpoint_dir=tmp_path / "a", progress=False)
 
 
-def test_cli_run(tmp_path):
+def test_cli_run(tmp_path, capsys):
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exc:
         main(["optimize-detector", "--out", str(out), "--events", "24", "--steps", "3", "--grid", "3", "--quiet",
@@ -97,6 +96,17 @@ def test_cli_run(tmp_path):
     assert res["simulator_calls"] == 3 and res["grid_simulator_calls"] == 9
     for name in ("objective.png", *(f"param_{n}.png" for n in FREE), "landscape.png"):
         assert (out / name).stat().st_size > 0
+    args = ["optimize-detector", "--out", str(out), "--events", "24", "--steps", "3", "--grid", "0", "--quiet",
+            *[a for n in FREE for a in ("--free", n)]]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2 and "pass --resume" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--resume"])
+    assert exc.value.code == 0
+    again = json.loads((out / "result.json").read_text())
+    assert again["resumed_from"] == 3 and again["simulator_calls"] == 0
+    assert again["history"] == res["history"]
 
 
 @pytest.mark.slow

@@ -51,11 +51,14 @@ def run_optimize_detector(
     base = DetectorParams(**(start or {}))
     problem = DesignProblem(objective=objective, free=tuple(free), cost_weight=float(cost_weight), base=base, n_events=events)
     out = Path(out)
+    ckpt = out / "checkpoints"
+    if not resume and ckpt.is_dir() and any(ckpt.iterdir()):
+        raise ValueError(f"{ckpt} holds checkpoints; pass --resume to continue that run or use a new --out")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     check = gradient_check(problem, seed=seed)
     result = optimize(
-        problem, seed=seed, steps=steps, learning_rate=learning_rate, checkpoint_dir=out / "checkpoints",
+        problem, seed=seed, steps=steps, learning_rate=learning_rate, checkpoint_dir=ckpt,
         checkpoint_every=checkpoint_every, resume=resume, progress=progress,
     )
     scan = None

@@ -186,7 +186,8 @@ def fit_alphas(
     state = opt.init(params)
     trajectory = [float(params)]
     converged = False
-    bar = tqdm(total=max_steps, desc="fit-alphas", disable=not progress, leave=False)
+    bar = tqdm(total=max_steps, desc=f"fit-alphas {'+'.join(t.observable for t in targets)}", disable=not progress, leave=False)
+    previous = 0.0
     terms = None
     n_steps = 0
     for n_steps in range(1, max_steps + 1):
@@ -204,7 +205,14 @@ def fit_alphas(
         trajectory.append(new)
         bar.update(1)
         bar.set_postfix(alpha_s=f"{new:.5f}", nll=f"{terms['nll']:.2f}")
-        if step < 0.05 / math.sqrt(terms["fisher"]):
+        sigma_stat = 1.0 / math.sqrt(terms["fisher"])
+        sigma_tot = math.hypot(sigma_stat, math.sqrt(terms["mc_var_num"]) / terms["fisher"])
+        # Each α_s re-lays out the template (new discrete content), so near the minimum
+        # the steps jitter at the template-MC level; stop when the step is tiny, or when
+        # it reverses and is small against the total (stat ⊕ MC) error.
+        reversed_ = (new - float(trajectory[-2])) * previous < 0
+        previous = new - float(trajectory[-2])
+        if step < 0.05 * sigma_stat or (reversed_ and step < 0.25 * sigma_tot):
             converged = True
             break
     bar.close()
@@ -222,9 +230,10 @@ def fit_alphas(
         dnll = nll - nll.min()
         # ±1σ where a parabola fitted to the scan crosses ΔlnL = 1/2.
         c2, c1, c0 = np.polyfit(grid - alpha, nll, 2)
-        vertex = -c1 / (2 * c2)
-        half = math.sqrt(0.5 / c2) if c2 > 0 else float("nan")
-        scan_lo, scan_hi = half - vertex, half + vertex
+        if c2 > 0:  # else the scan (template-MC noise) shows no curvature: no scan errors
+            vertex = -c1 / (2 * c2)
+            half = math.sqrt(0.5 / c2)
+            scan_lo, scan_hi = half - vertex, half + vertex
         out.update(scan_alpha=grid, scan_dnll=dnll, scan_parabola=(c2, c1, c0))
 
     ndf = sum(len(t.edges) - 1 for t in targets) - 1
@@ -297,7 +306,7 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, default=_jsonable)
+            json.dump(_finite_or_null(payload), fh, indent=2, default=_jsonable, allow_nan=False)
             fh.write("\n")
         os.chmod(tmp, 0o644)  # mkstemp makes the file private; results are for reading
         os.replace(tmp, path)
@@ -305,6 +314,20 @@ def write_json_atomic(path: Path, payload: dict) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _finite_or_null(x):
+    """NaN and ±inf become null: JSON has no such numbers (`json.dump` would write
+    bare `NaN`, which JSON readers reject)."""
+    if isinstance(x, dict):
+        return {k: _finite_or_null(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_or_null(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _finite_or_null(x.tolist())
+    if isinstance(x, (float, np.floating)) and not math.isfinite(float(x)):
+        return None
+    return x
 
 
 def _jsonable(x):

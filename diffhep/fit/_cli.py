@@ -230,12 +230,14 @@ def run_fit_alphas_data(
     out.mkdir(parents=True, exist_ok=True)
     per_obs = {}
     headline = None
-    for o in obs_list:
+    for i, o in enumerate(obs_list):
+        # Own template seed per observable: independent shower MC, so that the
+        # agreement χ² below may add their MC errors in quadrature.
         payload = fit_real_data(
             lambda setting="default", with_correction_mc=True, o=o: aleph_target(o, setting, with_correction_mc),
             settings=correction_settings(),
             out_dir=out / o,
-            mc_events=mc_events, seed=seed, max_steps=max_steps, scan=scan, progress=progress,
+            mc_events=mc_events, seed=seed + i, max_steps=max_steps, scan=scan, progress=progress,
         )
         payload["data"] = "ALEPH 2004 (Eur. Phys. J. C 35 (2004) 457), 91.2 GeV, hadron level"
         payload["sqrt_s"] = 91.2

@@ -24,6 +24,7 @@ BENCHMARKS = {
     "thrust": "bench_thrust",
     "shower": "bench_shower",
     "me": "bench_me",
+    "detector": "bench_detector",
 }
 
 

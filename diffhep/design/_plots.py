@@ -6,25 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._plotting import mpl as _plt
+from .._plotting import save as _save
 from ..detector import UNITS
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
-
-    plt.style.use(mplhep.style.ROOT)
-    return plt
-
-
-def _save(plt, fig, path: Path, paths: list[Path]) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    paths.append(path)
 
 
 def _label(name: str) -> str:

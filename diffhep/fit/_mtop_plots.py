@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._plots import _plt, _save
+from .._plotting import mpl as _plt
+from .._plotting import save as _save
 
 
 def plot_mtop(out_dir: Path, result, arrays: dict, mbjj_data: np.ndarray, mbjj_model: np.ndarray) -> list[Path]:

@@ -6,28 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .._plotting import mpl as _plt
+from .._plotting import save as _save
 from ._template import OBSERVABLES
 
 _LABELS = {"thrust": r"$\tau = 1-T$", "c": r"$C$", "y23": r"$-\ln y_{23}$"}
 assert set(_LABELS) == set(OBSERVABLES)
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
-
-    plt.style.use(mplhep.style.ROOT)
-    return plt
-
-
-def _save(plt, fig, path: Path, paths: list[Path]) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    paths.append(path)
 
 
 def plot_fit(out_dir: Path, result, targets, arrays) -> list[Path]:

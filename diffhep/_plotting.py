@@ -24,3 +24,27 @@ def save(plt, fig, path: Path, paths: list[Path]) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     paths.append(path)
+
+
+def scan_plot(plt, x, dnll, parabola, centre: float, err: float, xlabel: str, truth: float | None = None):
+    """Likelihood scan: −ΔlnL points at `x`, the fitted parabola `(c2, c1, c0)` in
+    `x − centre`, ΔlnL = ½, and the curvature ±1σ lines at `centre ± err`. Returns the
+    figure."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    c2, c1, c0 = parabola
+    xs = np.linspace(np.min(x), np.max(x), 200)
+    par = c2 * (xs - centre) ** 2 + c1 * (xs - centre) + c0
+    ax.plot(x, dnll, "ko", label=r"$-\Delta \ln L$ (scan)")
+    ax.plot(xs, par - par.min(), "C0-", label="parabola")
+    ax.axhline(0.5, color="grey", linestyle=":")
+    for v in (centre - err, centre + err):
+        ax.axvline(v, color="C1", linestyle="--")
+    ax.plot([], [], "C1--", label=r"$\pm1\sigma$ (curvature)")
+    if truth is not None:
+        ax.axvline(truth, color="k", linestyle=":", label="truth")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(r"$-\Delta \ln L$")
+    ax.legend(fontsize=12)
+    return fig

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._pythia import EE_TO_QQBAR
+
 TABLE_FILE = "hadronization_91GeV.json"
 OBSERVABLES = ("thrust", "c_parameter", "y23")
 
@@ -169,12 +171,7 @@ def moderate_range(observable: str, **kwargs) -> tuple[float, float]:
 
 #: Pythia 8 settings common to every setting, without the beam energy and the seed.
 PYTHIA_BASE_SETTINGS = (
-    "Beams:idA = 11",
-    "Beams:idB = -11",
-    "PDF:lepton = off",
-    "WeakSingleBoson:ffbar2gmZ = on",
-    "23:onMode = off",
-    "23:onIfAny = 1 2 3 4 5",
+    *EE_TO_QQBAR,
     "HadronLevel:all = off",
     "ParticleDecays:limitTau0 = on",
     "ParticleDecays:tau0Max = 10",

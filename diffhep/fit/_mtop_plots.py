@@ -8,6 +8,7 @@ import numpy as np
 
 from .._plotting import mpl as _plt
 from .._plotting import save as _save
+from .._plotting import scan_plot
 
 
 def plot_mtop(out_dir: Path, result, arrays: dict, mbjj_data: np.ndarray, mbjj_model: np.ndarray) -> list[Path]:
@@ -19,22 +20,10 @@ def plot_mtop(out_dir: Path, result, arrays: dict, mbjj_data: np.ndarray, mbjj_m
     paths: list[Path] = []
 
     if "scan_mt" in arrays:
-        fig, ax = plt.subplots(figsize=(7, 5))
-        m, d = arrays["scan_mt"], arrays["scan_dnll"]
-        c2, c1, c0 = arrays["scan_parabola"]
-        xs = np.linspace(m.min(), m.max(), 200)
-        par = c2 * (xs - result.mt) ** 2 + c1 * (xs - result.mt) + c0
-        ax.plot(m, d, "ko", label=r"$-\Delta \ln L$ (scan)")
-        ax.plot(xs, par - par.min(), "C0-", label="parabola")
-        ax.axhline(0.5, color="grey", linestyle=":")
-        for x in (result.mt - result.mt_err_curvature, result.mt + result.mt_err_curvature):
-            ax.axvline(x, color="C1", linestyle="--")
-        ax.plot([], [], "C1--", label=r"$\pm1\sigma$ (curvature)")
-        if result.truth_mt is not None:
-            ax.axvline(result.truth_mt, color="k", linestyle=":", label="truth")
-        ax.set_xlabel(r"$m_t$ [GeV]")
-        ax.set_ylabel(r"$-\Delta \ln L$")
-        ax.legend(fontsize=12)
+        fig = scan_plot(
+            plt, arrays["scan_mt"], arrays["scan_dnll"], arrays["scan_parabola"],
+            result.mt, result.mt_err_curvature, r"$m_t$ [GeV]", truth=result.truth_mt,
+        )
         _save(plt, fig, out_dir / "scan.png", paths)
 
     fig, (ax, rax) = plt.subplots(2, 1, sharex=True, gridspec_kw=dict(height_ratios=(3, 1)), figsize=(8, 7))

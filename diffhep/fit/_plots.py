@@ -8,6 +8,7 @@ import numpy as np
 
 from .._plotting import mpl as _plt
 from .._plotting import save as _save
+from .._plotting import scan_plot
 from ._template import OBSERVABLES
 
 _LABELS = {"thrust": r"$\tau = 1-T$", "c": r"$C$", "y23": r"$-\ln y_{23}$"}
@@ -53,19 +54,9 @@ def plot_fit(out_dir: Path, result, targets, arrays) -> list[Path]:
     _save(plt, fig, out_dir / "trajectory.png", paths)
 
     if "scan_alpha" in arrays:
-        fig, ax = plt.subplots(figsize=(7, 5))
-        a, d = arrays["scan_alpha"], arrays["scan_dnll"]
-        c2, c1, c0 = arrays["scan_parabola"]
-        xs = np.linspace(a.min(), a.max(), 200)
-        par = c2 * (xs - result.alpha_s) ** 2 + c1 * (xs - result.alpha_s) + c0
-        ax.plot(a, d, "ko", label=r"$-\Delta \ln L$ (scan)")
-        ax.plot(xs, par - par.min(), "C0-", label="parabola")
-        ax.axhline(0.5, color="grey", linestyle=":")
-        for x in (result.alpha_s - result.alpha_s_err, result.alpha_s + result.alpha_s_err):
-            ax.axvline(x, color="C1", linestyle="--")
-        ax.plot([], [], "C1--", label=r"$\pm1\sigma$ (curvature)")
-        ax.set_xlabel(r"$\alpha_s(M_Z)$")
-        ax.set_ylabel(r"$-\Delta \ln L$")
-        ax.legend(fontsize=12)
+        fig = scan_plot(
+            plt, arrays["scan_alpha"], arrays["scan_dnll"], arrays["scan_parabola"],
+            result.alpha_s, result.alpha_s_err, r"$\alpha_s(M_Z)$", truth=result.truth_alpha_s,
+        )
         _save(plt, fig, out_dir / "scan.png", paths)
     return paths

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-PYTHIA_PARTON_LEVEL = (
+#: e+e- → γ*/Z → q q̄ (q = d, u, s, c, b) without ISR; the beam energy is added by callers.
+EE_TO_QQBAR = (
     "Beams:idA = 11",
     "Beams:idB = -11",
     "PDF:lepton = off",
     "WeakSingleBoson:ffbar2gmZ = on",
     "23:onMode = off",
     "23:onIfAny = 1 2 3 4 5",
-    "HadronLevel:all = off",
-    "Next:numberCount = 0",
-    "Print:quiet = on",
 )
+#: The same at parton level, quietly.
+PYTHIA_PARTON_LEVEL = (*EE_TO_QQBAR, "HadronLevel:all = off", "Next:numberCount = 0", "Print:quiet = on")
 
 
 def pythia_partons(n_events: int, seed: int, sqrt_s: float = 91.1876, capacity: int = 96):

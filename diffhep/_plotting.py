@@ -48,3 +48,20 @@ def scan_plot(plt, x, dnll, parabola, centre: float, err: float, xlabel: str, tr
     ax.set_ylabel(r"$-\Delta \ln L$")
     ax.legend(fontsize=12)
     return fig
+
+
+def trajectory_plot(plt, trajectory, value: float, err: float, ylabel: str, truth: float | None = None):
+    """The optimiser's parameter against the step, the fit's ±1σ band and the truth.
+    Returns the figure."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    traj = np.asarray(trajectory)
+    ax.plot(np.arange(len(traj)), traj, "o-", label="optimiser")
+    ax.axhspan(value - err, value + err, alpha=0.25, label=r"fit $\pm 1\sigma$")
+    if truth is not None:
+        ax.axhline(truth, color="k", linestyle="--", label="truth")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=12)
+    return fig

@@ -26,6 +26,20 @@ def _root() -> None:
     """Differentiable high-energy physics in JAX. One subcommand per workflow."""
 
 
+X64 = typer.Option(
+    True, "--x64/--no-x64", help="Run in float64 (default; float32 showers can fail on boosts of near-collinear dipoles)."
+)
+
+
+def use_float64(on: bool = True) -> None:
+    """Switch JAX to float64 for this process: a command's choice (importing diffhep
+    never changes JAX's configuration)."""
+    if on:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+
 def fail(message: str) -> None:
     """Print a one-line error and exit with status 2 (bad argument)."""
     typer.echo(f"diffhep: error: {message}", err=True)
@@ -80,15 +94,10 @@ def fit_alphas_cmd(
         0.05, "--had-max-rel-err", help="Largest MC error of a correction inside the fit range (.yoda data)."
     ),
     pythia: bool = typer.Option(False, "--pythia", help="Pseudo-data from Pythia 8 parton level instead."),
-    x64: bool = typer.Option(
-        True, "--x64/--no-x64", help="Run in float64 (float32 showers can fail: boosts of near-collinear dipoles)."
-    ),
+    x64: bool = X64,
 ) -> None:
     """Fit alpha_s(MZ) to event shapes by gradient descent through the shower."""
-    if x64:
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
+    use_float64(x64)
     from ..fit._cli import run_fit_alphas, run_fit_alphas_data, run_fit_alphas_yoda, summary
 
     yoda_only = {"--histogram": histogram, "--sqrt-s": sqrt_s, "--x-variable": x_variable, "--had-cache": had_cache}
@@ -148,14 +157,11 @@ def optimize_detector_cmd(
     checkpoint_every: int = typer.Option(5, "--checkpoint-every", help="Save an orbax checkpoint every N steps."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out."),
     start: list[str] = typer.Option([], "--set", help="Start/fixed value of a design parameter, NAME=VALUE; repeat."),
-    x64: bool = typer.Option(True, "--x64/--no-x64", help="Run in float64."),
+    x64: bool = X64,
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Optimise the toy detector's design by gradient descent through shower, detector and analysis."""
-    import jax
-
-    if x64:
-        jax.config.update("jax_enable_x64", True)
+    use_float64(x64)
     from ..design._cli import run_optimize_detector, summary
 
     values = {}
@@ -190,9 +196,7 @@ def fit_mtop_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Fit the top mass to t tbar -> 6-jet pseudo-data with a matrix-element-method likelihood."""
-    import jax
-
-    jax.config.update("jax_enable_x64", True)  # the likelihood integrates narrow Breit-Wigners
+    use_float64()  # always: the likelihood integrates narrow Breit-Wigners
     from ..fit._mtop import run_fit_mtop, summary
 
     payload = run_fit_mtop(

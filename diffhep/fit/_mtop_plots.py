@@ -8,7 +8,7 @@ import numpy as np
 
 from .._plotting import mpl as _plt
 from .._plotting import save as _save
-from .._plotting import scan_plot
+from .._plotting import scan_plot, trajectory_plot
 
 
 def plot_mtop(out_dir: Path, result, arrays: dict, mbjj_data: np.ndarray, mbjj_model: np.ndarray) -> list[Path]:
@@ -46,14 +46,6 @@ def plot_mtop(out_dir: Path, result, arrays: dict, mbjj_data: np.ndarray, mbjj_m
     rax.set_xlabel(r"reconstructed $m_{bjj}$ [GeV]")
     _save(plt, fig, out_dir / "mbjj.png", paths)
 
-    fig, ax = plt.subplots(figsize=(7, 5))
-    traj = np.asarray(arrays["trajectory"])
-    ax.plot(np.arange(len(traj)), traj, "o-", label="optimiser")
-    ax.axhspan(result.mt - result.mt_err, result.mt + result.mt_err, alpha=0.25, label=r"fit $\pm 1\sigma$")
-    if result.truth_mt is not None:
-        ax.axhline(result.truth_mt, color="k", linestyle="--", label="truth")
-    ax.set_xlabel("step")
-    ax.set_ylabel(r"$m_t$ [GeV]")
-    ax.legend(fontsize=12)
+    fig = trajectory_plot(plt, arrays["trajectory"], result.mt, result.mt_err, r"$m_t$ [GeV]", truth=result.truth_mt)
     _save(plt, fig, out_dir / "trajectory.png", paths)
     return paths

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._plotting import mpl as _plt
 from .._plotting import save as _save
-from .._plotting import scan_plot
+from .._plotting import scan_plot, trajectory_plot
 from ._template import OBSERVABLES
 
 _LABELS = {"thrust": r"$\tau = 1-T$", "c": r"$C$", "y23": r"$-\ln y_{23}$"}
@@ -42,15 +42,9 @@ def plot_fit(out_dir: Path, result, targets, arrays) -> list[Path]:
         rax.set_xlabel(_LABELS[tgt.observable])
         _save(plt, fig, out_dir / f"fit_{tgt.observable}.png", paths)
 
-    fig, ax = plt.subplots(figsize=(7, 5))
-    traj = np.asarray(arrays["trajectory"])
-    ax.plot(np.arange(len(traj)), traj, "o-", label="optimiser")
-    ax.axhspan(result.alpha_s - result.alpha_s_err, result.alpha_s + result.alpha_s_err, alpha=0.25, label=r"fit $\pm 1\sigma$")
-    if result.truth_alpha_s is not None:
-        ax.axhline(result.truth_alpha_s, color="k", linestyle="--", label="truth")
-    ax.set_xlabel("step")
-    ax.set_ylabel(r"$\alpha_s(M_Z)$")
-    ax.legend(fontsize=12)
+    fig = trajectory_plot(
+        plt, arrays["trajectory"], result.alpha_s, result.alpha_s_err, r"$\alpha_s(M_Z)$", truth=result.truth_alpha_s
+    )
     _save(plt, fig, out_dir / "trajectory.png", paths)
 
     if "scan_alpha" in arrays:

@@ -29,7 +29,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, UInt
+from jaxtyping import Array, Bool, Float, Int, Key, PRNGKeyArray, UInt
 
 from ._lund import sample_bin
 from ._model import DiscreteQCD
@@ -45,6 +45,8 @@ class Structure(NamedTuple):
     path: UInt[Array, " E"]  # path hash that names the bin's random numbers
     uniforms: Float[Array, "E 3"]  # (κ, rapidity, azimuth)
     corner: Float[Array, " E"]  # converged corner solution, reused by `emission_values`
+    kappa: Float[Array, " E"]  # κ and rapidity as drawn (no gradients): they order the
+    y: Float[Array, " E"]  # emissions (`emission_order_values`) without a second pass
     ancestors: Int[Array, "E D"]  # slot of the ancestor at depth l+1 (itself at depth−1)
     overflow: Bool[Array, ""]
 
@@ -99,14 +101,13 @@ def cascade_structure(key: PRNGKeyArray, model: DiscreteQCD) -> Structure:
 
     def draw(paths, base, a):
         u = jax.vmap(lambda p: slot_uniforms(key, p, dtype))(paths)
-        kappa, _, w = jax.vmap(
+        return jax.vmap(
             lambda b, uk, uy: sample_bin(b, base, a, dy, uk, uy, model.frozen_coupling)
-        )(bins, u[:, 0], u[:, 1])
-        return kappa, u, w
+        )(bins, u[:, 0], u[:, 1]), u
 
     levels = jnp.arange(depth_max)
 
-    def append(st, n, emit, kappa, u, w, depth, parent, paths, parent_anc):
+    def append(st, n, emit, kappa, y, u, w, depth, parent, paths, parent_anc):
         pos = jnp.where(emit, n + jnp.cumsum(emit, dtype=jnp.int32) - 1, n_slots)
         put = lambda arr, val: arr.at[pos].set(val, mode="drop")  # noqa: E731
         n_new = n + jnp.sum(emit, dtype=jnp.int32)
@@ -120,6 +121,8 @@ def cascade_structure(key: PRNGKeyArray, model: DiscreteQCD) -> Structure:
             path=put(st.path, paths),
             uniforms=put(st.uniforms, u),
             corner=put(st.corner, w),
+            kappa=put(st.kappa, kappa),
+            y=put(st.y, y),
             overflow=st.overflow | (n_new > n_slots),
         ), jnp.minimum(n_new, n_slots)
 
@@ -131,22 +134,21 @@ def cascade_structure(key: PRNGKeyArray, model: DiscreteQCD) -> Structure:
         path=jnp.zeros(n_slots, jnp.uint32),
         uniforms=jnp.full((n_slots, 3), 0.5, dtype),
         corner=jnp.zeros(n_slots, dtype),
+        kappa=jnp.full(n_slots, -1.0, dtype),
+        y=jnp.zeros(n_slots, dtype),
         ancestors=jnp.full((n_slots, depth_max), -1, jnp.int32),
         overflow=jnp.zeros((), bool),
     )
-    kappa_of = jnp.full(n_slots, -1.0, dtype)
 
     # The q q̄ triangle.
     root_paths = child_path(jnp.uint32(_ROOT_SEED), bins)
-    kappa, u, w = draw(root_paths, model.log_s, model.radiator(fold=False))
+    (kappa, y, w), u = draw(root_paths, model.log_s, model.radiator(fold=False))
     emit = kappa > kc
     if model.first_emission_only:
         hardest = jnp.argmax(jnp.where(emit, kappa, -jnp.inf))
         emit = emit & (jnp.arange(nbins) == hardest)
-    pos = jnp.where(emit, jnp.cumsum(emit, dtype=jnp.int32) - 1, n_slots)
-    kappa_of = kappa_of.at[pos].set(kappa, mode="drop")
     st, n = append(
-        empty, jnp.zeros((), jnp.int32), emit, kappa, u, w,
+        empty, jnp.zeros((), jnp.int32), emit, kappa, y, u, w,
         jnp.ones(nbins, jnp.int32), jnp.full(nbins, -1, jnp.int32), root_paths,
         jnp.full(depth_max, -1, jnp.int32),
     )
@@ -156,40 +158,42 @@ def cascade_structure(key: PRNGKeyArray, model: DiscreteQCD) -> Structure:
     a_fold = model.radiator(fold=True)
 
     def cond(carry):
-        i, n, _, _ = carry
+        i, n, _ = carry
         return i < n
 
     def open_fold(carry):
-        i, n, st, kappa_of = carry
+        i, n, st = carry
         d = st.depth[i]
         paths = child_path(st.path[i], bins)
-        kappa, u, w = draw(paths, kappa_of[i], a_fold)
+        (kappa, y, w), u = draw(paths, st.kappa[i], a_fold)
         emit = kappa > kc
         # A fold nested deeper than the key can describe cannot be ordered: flag it.
         too_deep = d >= depth_max
         st = st._replace(overflow=st.overflow | (too_deep & jnp.any(emit)))
         emit = emit & ~too_deep
-        pos = jnp.where(emit, n + jnp.cumsum(emit, dtype=jnp.int32) - 1, n_slots)
-        kappa_of = kappa_of.at[pos].set(kappa, mode="drop")
         st, n = append(
-            st, n, emit, kappa, u, w,
+            st, n, emit, kappa, y, u, w,
             jnp.full(nbins, d + 1, jnp.int32), jnp.full(nbins, i, jnp.int32), paths,
             st.ancestors[i],
         )
-        return i + 1, n, st, kappa_of
+        return i + 1, n, st
 
-    _, _, st, _ = jax.lax.while_loop(cond, open_fold, (jnp.zeros((), jnp.int32), n, st, kappa_of))
+    _, _, st = jax.lax.while_loop(cond, open_fold, (jnp.zeros((), jnp.int32), n, st))
     return st
 
 
-def emission_values(model: DiscreteQCD, st: Structure, n_used: int | None = None) -> Emissions:
+def emission_values(
+    model: DiscreteQCD, st: Structure, n_used: int | None = None, n_active: Array | None = None
+) -> Emissions:
     """Recompute κ, rapidity and the ancestry coordinates of every emission in `st`,
     differentiably in the model's leaves.
 
     Slots are filled breadth first, so a parent always precedes its children: one
     scan over the slots, each reading its parent's κ as its triangle's base, gives
     every κ with the exact chain-rule dependence on the parents. `n_used` (static)
-    bounds the scan when the caller knows how many slots any event uses.
+    bounds the scan when the caller knows how many slots any event uses; `n_active`
+    (a traced scalar, not batched under `vmap`) skips the slots from `n_active` on,
+    at run time (see `realize_event`).
     """
     dtype = model.alpha_s.dtype
     n_slots = st.valid.shape[0]
@@ -205,12 +209,29 @@ def emission_values(model: DiscreteQCD, st: Structure, n_used: int | None = None
         k, y, _ = sample_bin(b, base, a, model.delta_y, u[0], u[1], model.frozen_coupling, w)
         return kappa.at[i].set(k), y
 
+    if n_active is not None:
+        compute = one
+        one = lambda kappa, xs: jax.lax.cond(  # noqa: E731
+            xs[0] < n_active, compute, lambda kappa, xs: (kappa, jnp.zeros((), dtype)), kappa, xs
+        )
     xs = (jnp.arange(n_used), st.bin[:n_used], st.parent[:n_used], st.uniforms[:n_used], st.corner[:n_used])
     kappa, y = jax.lax.scan(one, jnp.full(n_slots, -1.0, dtype), xs)
     y = jnp.concatenate([y, jnp.zeros(n_slots - n_used, dtype)])
     valid = st.valid & (jnp.arange(n_slots) < n_used)
-    kappa = jnp.where(valid, kappa, -1.0)
+    return _with_ancestry(model, st, valid, kappa, y)
 
+
+def emission_order_values(model: DiscreteQCD, st: Structure) -> Emissions:
+    """`Emissions` from the κ and rapidities recorded in `st` (no gradients): what
+    `colour_steps` needs to order the emissions, without `emission_values`'s scan.
+    They agree with `emission_values` to rounding."""
+    return _with_ancestry(jax.lax.stop_gradient(model), st, st.valid, st.kappa, st.y)
+
+
+def _with_ancestry(model: DiscreteQCD, st: Structure, valid: Array, kappa: Array, y: Array) -> Emissions:
+    n_slots = st.valid.shape[0]
+    big_l = model.log_s
+    kappa = jnp.where(valid, kappa, -1.0)
     # Row l of an emission's ancestry: the rapidity of its ancestor at depth l+1 in
     # triangle l, and that triangle's base (L for l = 0, else the grandparent's κ).
     anc = st.ancestors
@@ -234,3 +255,115 @@ def emission_values(model: DiscreteQCD, st: Structure, n_used: int | None = None
 def cascade(key: PRNGKeyArray, model: DiscreteQCD) -> Emissions:
     """Emissions of one event: `emission_values(model, cascade_structure(key, model))`."""
     return emission_values(model, cascade_structure(key, model))
+
+
+def cascade_structures(keys: Key[Array, " n"], model: DiscreteQCD, lanes: int = 1024) -> Structure:
+    """`cascade_structure` of many events, `keys (N,)` → `Structure` with leading axis N.
+
+    Bitwise the same as `jax.vmap(lambda k: cascade_structure(k, model))(keys)`, but
+    run as a work queue. A vmapped while loop runs every lane until the batch's
+    busiest event is done: the mean event opens ≈ 9 triangles and the busiest of 1024
+    ≈ 30, so 3/4 of that work is padding. Here `lanes` lanes each open one triangle
+    per iteration, and a lane whose event is complete takes the next unstarted event,
+    so the loop runs ≈ Σ(triangles)/lanes iterations. The per-event `Structure` rows
+    are written in place into (N, …) buffers.
+    """
+    model = jax.lax.stop_gradient(model)
+    dtype = model.alpha_s.dtype
+    n_ev = keys.shape[0]
+    n_slots = model.capacity - 2
+    depth_max = model.key_depth
+    nb = model.bins_per_side
+    bins = jnp.arange(-nb, nb + 1, dtype=jnp.int32)
+    nbins = bins.shape[0]
+    lanes = int(min(lanes, n_ev))
+    kc = model.kappa_cut
+    big_l = model.log_s
+    a_root, a_fold = model.radiator(fold=False), model.radiator(fold=True)
+    levels = jnp.arange(depth_max)
+
+    def open_triangle(ev, i, root, st):
+        """Draw the bins of one lane's next triangle: the q q̄ triangle of a new event
+        (`root`) or the fold of slot i."""
+        evs = jnp.minimum(ev, n_ev - 1)
+        key = keys[evs]
+        si = jnp.minimum(i, n_slots - 1)
+        d = jnp.where(root, 0, st.depth[evs, si])
+        parent_path = jnp.where(root, jnp.uint32(_ROOT_SEED), st.path[evs, si])
+        base = jnp.where(root, big_l, st.kappa[evs, si])
+        a = jnp.where(root, a_root, a_fold)
+        parent_anc = jnp.where(root, -1, st.ancestors[evs, si])
+        paths = child_path(parent_path, bins)
+        u = jax.vmap(lambda p: slot_uniforms(key, p, dtype))(paths)
+        kappa, y, w = jax.vmap(
+            lambda b, uk, uy: sample_bin(b, base, a, model.delta_y, uk, uy, model.frozen_coupling)
+        )(bins, u[:, 0], u[:, 1])
+        return d, parent_anc, paths, u, kappa, y, w
+
+    def body(carry):
+        ev, i, n, nxt, st = carry
+        # Lanes whose event is complete take the next unstarted events, in order.
+        fresh = i >= n
+        new_ev = nxt + jnp.cumsum(fresh, dtype=jnp.int32) - 1
+        ev = jnp.where(fresh, jnp.where(new_ev < n_ev, new_ev, n_ev), ev)
+        nxt = nxt + jnp.sum(fresh, dtype=jnp.int32)
+        i = jnp.where(fresh, 0, i)
+        n = jnp.where(fresh, 0, n)
+        d, parent_anc, paths, u, kappa, y, w = jax.vmap(open_triangle, in_axes=(0, 0, 0, None))(ev, i, fresh, st)
+        live = ev < n_ev
+        emit = (kappa > kc) & live[:, None]
+        if model.first_emission_only:
+            hardest = jnp.argmax(jnp.where(emit, kappa, -jnp.inf), axis=1)
+            emit = emit & (bins[None, :] - bins[0] == hardest[:, None])
+        # A fold nested deeper than the key can describe cannot be ordered: flag it.
+        too_deep = d >= depth_max
+        deep_overflow = too_deep & jnp.any(emit, axis=1)
+        emit = emit & ~too_deep[:, None]
+        pos = jnp.where(emit, n[:, None] + jnp.cumsum(emit, axis=1, dtype=jnp.int32) - 1, n_slots)
+        row = jnp.where(emit & (pos < n_slots), ev[:, None], n_ev)  # out of range: dropped
+        n_new = n + jnp.sum(emit, axis=1, dtype=jnp.int32)
+        depth = jnp.broadcast_to((d + 1)[:, None], emit.shape)
+        parent = jnp.broadcast_to(jnp.where(fresh, -1, i)[:, None], emit.shape)
+        anc = jnp.where(levels[None, None, :] == d[:, None, None], pos[:, :, None], parent_anc[:, None, :])
+        put = lambda arr, val: arr.at[row, pos].set(val, mode="drop")  # noqa: E731
+        st = st._replace(
+            valid=put(st.valid, True),
+            bin=put(st.bin, jnp.broadcast_to(bins, emit.shape)),
+            parent=put(st.parent, parent),
+            depth=put(st.depth, depth),
+            path=put(st.path, paths),
+            uniforms=put(st.uniforms, u),
+            corner=put(st.corner, w),
+            kappa=put(st.kappa, kappa),
+            y=put(st.y, y),
+            ancestors=put(st.ancestors, anc),
+            overflow=st.overflow.at[jnp.where(live, ev, n_ev)].max((n_new > n_slots) | deep_overflow, mode="drop"),
+        )
+        n = jnp.minimum(n_new, n_slots)
+        # The q q̄ triangle leaves i = 0 (its first fold is next); a fold advances i.
+        i = jnp.where(fresh, 0, i + 1)
+        if model.first_emission_only:
+            i = jnp.where(live, n, i)
+        return ev, i, n, nxt, st
+
+    def cond(carry):
+        ev, i, n, nxt, _ = carry
+        return (nxt < n_ev) | jnp.any((ev < n_ev) & (i < n))
+
+    empty = Structure(
+        valid=jnp.zeros((n_ev, n_slots), bool),
+        bin=jnp.zeros((n_ev, n_slots), jnp.int32),
+        parent=jnp.full((n_ev, n_slots), -1, jnp.int32),
+        depth=jnp.zeros((n_ev, n_slots), jnp.int32),
+        path=jnp.zeros((n_ev, n_slots), jnp.uint32),
+        uniforms=jnp.full((n_ev, n_slots, 3), 0.5, dtype),
+        corner=jnp.zeros((n_ev, n_slots), dtype),
+        kappa=jnp.full((n_ev, n_slots), -1.0, dtype),
+        y=jnp.zeros((n_ev, n_slots), dtype),
+        ancestors=jnp.full((n_ev, n_slots, depth_max), -1, jnp.int32),
+        overflow=jnp.zeros(n_ev, bool),
+    )
+    zeros = jnp.zeros(lanes, jnp.int32)
+    carry = (jnp.full(lanes, n_ev, jnp.int32), zeros, zeros, jnp.zeros((), jnp.int32), empty)
+    _, _, _, _, st = jax.lax.while_loop(cond, body, carry)
+    return st

@@ -224,7 +224,7 @@ def fit_alphas(
 
     scan_lo = scan_hi = None
     if scan:
-        grid = alpha + sigma * np.linspace(-2.5, 2.5, 11)
+        grid = alpha + sigma * np.linspace(-2.0, 2.0, 5)
         grid = grid[(grid > lo) & (grid < hi)]
         nll = np.array([obj.terms(float(a))["nll"] for a in tqdm(grid, desc="scan", disable=not progress, leave=False)])
         dnll = nll - nll.min()

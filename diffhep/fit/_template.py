@@ -29,15 +29,24 @@ OBSERVABLES = ("thrust", "c", "y23")
 _Y23_FLOOR = 1e-12  # −ln y23 ≤ 27.6: events with fewer than three partons land above any bin
 
 
+def _one_minus_thrust(p: Array, m: Array) -> Array:
+    return 1.0 - observables.thrust(p, m)
+
+
+def _minus_log_y23(p: Array, m: Array) -> Array:
+    return -jnp.log(jnp.maximum(observables.durham_y23(p, m), _Y23_FLOOR))
+
+
+# Module-level functions (not fresh lambdas): they are static arguments of jitted
+# per-bucket code, whose compilation cache is keyed on them.
+_EVENT_SHAPES = {"thrust": _one_minus_thrust, "c": observables.c_parameter, "y23": _minus_log_y23}
+
+
 def event_shape(name: str) -> Callable[[Array, Array], Array]:
     """Per-event observable `(k, n, 4), (k, n) -> (k,)` by name (see `OBSERVABLES`)."""
-    if name == "thrust":
-        return lambda p, m: 1.0 - observables.thrust(p, m)
-    if name == "c":
-        return observables.c_parameter
-    if name == "y23":
-        return lambda p, m: -jnp.log(jnp.maximum(observables.durham_y23(p, m), _Y23_FLOOR))
-    raise ValueError(f"unknown observable {name!r}; known: {', '.join(OBSERVABLES)}")
+    if name not in _EVENT_SHAPES:
+        raise ValueError(f"unknown observable {name!r}; known: {', '.join(OBSERVABLES)}")
+    return _EVENT_SHAPES[name]
 
 
 @dataclass(frozen=True)
@@ -73,11 +82,15 @@ class ShowerTemplate:
 
     def _arrays(self, alpha_s: float):
         lay = self.layout(float(alpha_s))
+        if "n_steps" not in self._shapes:
+            # First call: shapes with headroom (8 more steps, 25% more rows per bucket),
+            # so that the fit's later α_s rarely need a new compilation (≈ 15-30 s).
+            # Realize skips steps no event of a chunk needs, so the headroom is free.
+            cap = self.base.capacity - 2
+            lay = shower.Layout(lay.keys, lay.structure, lay.steps, min(cap, lay.n_steps + 8))
         valid = np.asarray(lay.steps.valid)
         mask = np.concatenate([np.ones((valid.shape[0], 2), bool), valid[:, : lay.n_steps]], axis=1)
-        buckets = observables.MultiplicityBuckets(
-            mask, granularity=max(1, self.n_mc // 16), min_rows=self._shapes.get("rows")
-        )
+        buckets = observables.MultiplicityBuckets(mask, min_rows=self._shapes.get("rows"), headroom=0.25)
         rows = dict(self._shapes.get("rows", {}))
         for size, r in buckets.rows.items():
             rows[size] = max(rows.get(size, 0), r)
@@ -93,9 +106,12 @@ class ShowerTemplate:
             return cache[float(alpha_s)]
         lay, buckets, h = self._arrays(alpha_s)
         a = jnp.asarray(alpha_s, self.base.alpha_s.dtype)
-        (frac, var), (dfrac, _) = _template_jvp(
-            a, jnp.ones_like(a), lay, buckets, self.base, self.observable, jnp.asarray(self.edges), h
-        )
+        # Three separately compiled pieces (shower, observable per multiplicity bucket,
+        # histogram), so that a changed bucket length recompiles only its bucket.
+        (p, w), (dp, dw) = _realize_jvp(a, jnp.ones_like(a), lay, self.base)
+        mask = jnp.concatenate([jnp.ones((lay.n_events, 2), bool), lay.steps.valid[:, : lay.n_steps]], axis=1)
+        x, dx = buckets.jvp(event_shape(self.observable), p, dp, mask)
+        (frac, var), (dfrac, _) = _histogram_jvp(x, dx, w, dw, jnp.asarray(self.edges), h)
         overflow = float(np.mean(np.asarray(lay.structure.overflow)))
         out = (np.asarray(frac), np.asarray(dfrac), np.asarray(var), overflow)
         cache[float(alpha_s)] = out
@@ -119,7 +135,10 @@ def _fractions(alpha_s, lay, buckets, base, observable, edges, h):
     """Normalised soft histogram of `observable` and Σw²/(Σw)² per bin."""
     events, _ = shower.realize(lay, _with_alpha(base, alpha_s))
     x = buckets.apply(event_shape(observable), events.momenta, events.mask)
-    w = events.weights
+    return _normalised_histogram(x, events.weights, edges, h)
+
+
+def _normalised_histogram(x, w, edges, h):
     total = jnp.sum(w)
     counts = observables.soft_histogram(x, edges, h, weights=w)
     sq = observables.soft_histogram(x, edges, h, weights=w * w)
@@ -127,9 +146,17 @@ def _fractions(alpha_s, lay, buckets, base, observable, edges, h):
 
 
 @eqx.filter_jit
-def _template_jvp(alpha_s, tangent, lay, buckets, base, observable, edges, h):
-    f = lambda a: _fractions(a, lay, buckets, base, observable, edges, h)  # noqa: E731
+def _realize_jvp(alpha_s, tangent, lay, base):
+    def f(a):
+        events, _ = shower.realize(lay, _with_alpha(base, a))
+        return events.momenta, events.weights
+
     return jax.jvp(f, (alpha_s,), (tangent,))
+
+
+@eqx.filter_jit
+def _histogram_jvp(x, dx, w, dw, edges, h):
+    return jax.jvp(lambda x, w: _normalised_histogram(x, w, edges, h), (x, w), (dx, dw))
 
 
 def poisson_nll(counts: Array, expected: Array) -> Array:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import equinox as eqx
@@ -11,6 +12,14 @@ import numpy as np
 from jaxtyping import Array, ArrayLike
 
 _SIZES = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+
+
+def _round_rows(count: int, granularity: int | None) -> int:
+    if granularity is not None:
+        g = max(1, int(granularity))
+    else:
+        g = max(8, 1 << max(0, int(count).bit_length() - 4))
+    return -(-int(count) // g) * g
 
 
 class MultiplicityBuckets(eqx.Module):
@@ -23,9 +32,13 @@ class MultiplicityBuckets(eqx.Module):
     scatters the results back to event order. Values are identical to evaluating on
     the padded batch; only the cost changes (thrust is O(n³)).
 
-    Bucket lengths are rounded up to a multiple of `granularity` (padding rows are
-    dropped), so that batches with slightly different multiplicities share shapes and
-    a jitted caller does not recompile; `min_rows` (size → rows) can pin them further.
+    Bucket lengths are rounded up (padding rows are dropped) so that batches with
+    slightly different multiplicities share shapes and a jitted caller does not
+    recompile: to a multiple of `granularity` if given, else to a multiple of the
+    largest power of two ≤ count/8 (at least 8), i.e. ≤ 12.5 % padding per bucket. A
+    fixed granularity of n/32 made the sparse high-multiplicity buckets, where thrust
+    costs O(n³), mostly padding. `min_rows` (size → rows) pins lengths from earlier
+    calls; where a bucket outgrows them it is sized for `(1 + headroom)` × its count.
     """
 
     sizes: tuple[int, ...] = eqx.field(static=True)
@@ -39,6 +52,7 @@ class MultiplicityBuckets(eqx.Module):
         sizes: Sequence[int] = _SIZES,
         granularity: int | None = None,
         min_rows: dict[int, int] | None = None,
+        headroom: float = 0.0,
     ):
         mask = np.asarray(mask, bool)
         if mask.ndim != 2:
@@ -47,13 +61,18 @@ class MultiplicityBuckets(eqx.Module):
         counts = mask.sum(axis=1)
         sizes = sorted({min(int(s), cap) for s in sizes} | {cap})
         bucket = np.searchsorted(np.asarray(sizes), counts)
-        gran = max(1, n // 32) if granularity is None else int(granularity)
+        if headroom < 0:
+            raise ValueError(f"headroom must be >= 0, got {headroom}")
+        pinned = min_rows or {}
         used, index = [], []
         for b, size in enumerate(sizes):
             idx = np.nonzero(bucket == b)[0]
-            if len(idx) == 0 and size not in (min_rows or {}):
+            if len(idx) == 0 and size not in pinned:
                 continue
-            rows = max(-(-len(idx) // gran) * gran, (min_rows or {}).get(size, 0))
+            rows = _round_rows(len(idx), granularity)
+            if rows > pinned.get(size, 0):
+                rows = max(rows, _round_rows(math.ceil(len(idx) * (1.0 + headroom)), granularity))
+            rows = max(rows, pinned.get(size, 0))
             used.append(size)
             index.append(jnp.asarray(np.concatenate([idx, np.full(rows - len(idx), n)]), jnp.int32))
         self.sizes = tuple(used)
@@ -69,21 +88,54 @@ class MultiplicityBuckets(eqx.Module):
     def apply(self, fn: Callable, momenta: ArrayLike, mask: ArrayLike) -> Array:
         """`fn(momenta, mask)` for the batch, bucket by bucket. `fn` maps
         `(k, n, 4), (k, n)` to `(k,)`; the result has shape `(n_events,)`."""
-        momenta = jnp.asarray(momenta)
-        mask = jnp.asarray(mask)
-        if momenta.shape[0] != self.n_events:
-            raise ValueError(
-                f"momenta has {momenta.shape[0]} events but the buckets were built for {self.n_events}"
-            )
+        momenta, mask = self._check(momenta, mask)
         out = None
         for size, idx in zip(self.sizes, self.index):
-            rows = jnp.minimum(idx, self.n_events - 1)
-            cols = self.order[rows, :size]
-            real = (idx < self.n_events)[:, None]
-            p = momenta[rows[:, None], cols]
-            m = mask[rows[:, None], cols] & real
-            vals = fn(jnp.where(m[..., None], p, 0.0), m)
+            vals = _bucket_call(fn, size, idx, self.order, momenta, mask)
             if out is None:
                 out = jnp.zeros((self.n_events,) + vals.shape[1:], vals.dtype)
             out = out.at[idx].set(vals, mode="drop")
         return out
+
+    def jvp(self, fn: Callable, momenta: ArrayLike, tangents: ArrayLike, mask: ArrayLike) -> tuple[Array, Array]:
+        """`jax.jvp` of `apply(fn, ·, mask)` at `momenta` along `tangents`, each bucket
+        compiled on its own (`fn` must be hashable, e.g. a module-level function).
+
+        Fusing all buckets into one `jit` recompiles all of them (tens of seconds)
+        whenever one bucket's length changes, as it does when a fit moves the
+        multiplicity; here only that bucket recompiles."""
+        momenta, mask = self._check(momenta, mask)
+        tangents = jnp.asarray(tangents)
+        out = dout = None
+        for size, idx in zip(self.sizes, self.index):
+            vals, dvals = _bucket_jvp(fn, size, idx, self.order, momenta, tangents, mask)
+            if out is None:
+                out = jnp.zeros((self.n_events,) + vals.shape[1:], vals.dtype)
+                dout = jnp.zeros_like(out)
+            out = out.at[idx].set(vals, mode="drop")
+            dout = dout.at[idx].set(dvals, mode="drop")
+        return out, dout
+
+    def _check(self, momenta: ArrayLike, mask: ArrayLike) -> tuple[Array, Array]:
+        momenta = jnp.asarray(momenta)
+        if momenta.shape[0] != self.n_events:
+            raise ValueError(
+                f"momenta has {momenta.shape[0]} events but the buckets were built for {self.n_events}"
+            )
+        return momenta, jnp.asarray(mask)
+
+
+def _bucket_call(fn, size, idx, order, momenta, mask):
+    """`fn` on one bucket: its events' real particles first, `size` columns."""
+    n_events = momenta.shape[0]
+    rows = jnp.minimum(idx, n_events - 1)
+    cols = order[rows, :size]
+    real = (idx < n_events)[:, None]
+    p = momenta[rows[:, None], cols]
+    m = mask[rows[:, None], cols] & real
+    return fn(jnp.where(m[..., None], p, 0.0), m)
+
+
+@eqx.filter_jit
+def _bucket_jvp(fn, size, idx, order, momenta, tangents, mask):
+    return jax.jvp(lambda p: _bucket_call(fn, size, idx, order, p, mask), (momenta,), (tangents,))

@@ -335,11 +335,10 @@ def layout(key: PRNGKeyArray, model: DiscreteQCD, n_events: int, min_steps: int 
     st = _structures(keys, model)
     counts = np.asarray(jnp.sum(st.valid, axis=-1))
     # Scan only as far as the busiest event needs, rounded up to limit recompilation.
-    n_max = int(counts.max())
-    n_steps = int(min(model.capacity - 2, max(8, -(-n_max // 8) * 8, int(min_steps))))
+    n_used = int(min(model.capacity - 2, max(8, -(-int(counts.max()) // 8) * 8)))
     order = jnp.asarray(np.argsort(counts, kind="stable"), jnp.int32)
-    steps = _steps(st, order, model, n_steps)
-    return Layout(keys, st, steps, n_steps)
+    steps = _steps(st, order, model, n_used)
+    return Layout(keys, st, steps, int(min(model.capacity - 2, max(n_used, int(min_steps)))))
 
 
 @eqx.filter_jit

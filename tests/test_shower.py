@@ -665,6 +665,40 @@ def test_jit_eager_and_batch_agree(grid_samples):
         assert np.array_equal(np.asarray(one.pdg)[:rows], np.asarray(events.pdg[i]))
 
 
+@pytest.mark.parametrize("alpha_s", [0.08, 0.2])
+def test_work_queue_cascade_equals_per_event_kernel(alpha_s):
+    """`cascade_structures` (lanes that take the next event when theirs is done) gives
+    every event the structure of the per-event kernel `cascade_structure`: the
+    discrete content exactly, the drawn κ, rapidity and corner roots to 1e-12
+    (round-off differs with op fusion; measured 3e-13). 64 lanes for 300 events
+    refill each lane ≈ 5 times."""
+    from diffhep.shower._cascade import cascade_structure, cascade_structures
+
+    m = model(alpha_s)
+    keys = jr.split(jr.key(77), 300)
+    queue = jax.jit(lambda k: cascade_structures(k, m, lanes=64))(keys)
+    ref = jax.jit(jax.vmap(lambda k: cascade_structure(k, m)))(keys)
+    for name in ("valid", "bin", "parent", "depth", "path", "ancestors", "overflow"):
+        assert np.array_equal(np.asarray(getattr(queue, name)), np.asarray(getattr(ref, name))), name
+    for name in ("uniforms", "kappa", "y", "corner"):
+        np.testing.assert_allclose(np.asarray(getattr(queue, name)), np.asarray(getattr(ref, name)), rtol=0, atol=1e-12)
+    assert int(np.asarray(ref.valid).sum(axis=1).max()) > 3 * float(np.asarray(ref.valid).sum(axis=1).mean())
+
+
+def test_realize_sorted_chunks_equal_one_batch(grid_samples):
+    """`realize` in chunks of multiplicity-sorted events that skip the steps beyond
+    the chunk's busiest event equals one vmapped batch of all events, to 1e-11 √s:
+    round-off differs with op fusion and grows through up to 30 boosts in nearly
+    collinear dipoles (measured: 4 of 272000 components above 1e-12 √s, largest
+    1.6e-12 √s)."""
+    lay, events, _ = grid_samples[0.118, 0.5]
+    one_batch, _ = shower.realize(lay, model(), chunk=0)
+    assert lay.n_events > 512  # the default chunk: the fixture's events were chunked
+    np.testing.assert_allclose(np.asarray(events.momenta), np.asarray(one_batch.momenta), rtol=0, atol=1e-11 * SQRT_S)
+    np.testing.assert_allclose(np.asarray(events.weights), np.asarray(one_batch.weights), rtol=1e-11)
+    assert np.array_equal(np.asarray(events.mask), np.asarray(one_batch.mask))
+
+
 def test_realize_does_not_recompile(grid_samples):
     from diffhep.shower import _shower
 

@@ -22,6 +22,12 @@ constant function of the parameters) without gradients, in a loop whose length i
 the number of emissions. `emission_values` then recomputes every emission's κ and
 rapidity differentiably, level by level down the fold tree, from the recorded
 bins and uniforms. Reverse-mode memory is then a few numbers per emission.
+
+**Batches.** The kernel above handles one event; `cascade_structures` runs the same
+steps for a batch as a work queue (lanes that finish an event take the next one),
+because a vmapped while loop runs every event as long as the batch's busiest one
+(≈ 3.2× the mean work at 1024 events; the work queue is 4.1× faster on one core and
+gives the same structures).
 """
 
 from typing import NamedTuple

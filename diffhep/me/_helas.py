@@ -26,7 +26,7 @@ float64 momenta and ``complex64`` for float32.
 """
 
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Complex, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Complex, Float, Int
 
 from .._safe import safe_div, safe_sqrt
 
@@ -35,6 +35,8 @@ ScalarWave = Complex[Array, "3"]
 Coupling = Complex[ArrayLike, ""]
 Real = Float[ArrayLike, ""]
 Helicity = Int[ArrayLike, ""] | int
+Components = tuple[Array, ...]  # a vector or wavefunction unstacked by `_u`
+Sign = Int[ArrayLike, ""] | int  # nsf / nsv: ±1, static or traced (externals grouped under vmap)
 
 _SQH = 0.7071067811865476  # sqrt(1/2), as HELAS's `sqh`
 
@@ -46,14 +48,24 @@ def _cplx(re, im=0.0):
     return re + 1j * jnp.asarray(im, dtype=re.dtype)
 
 
-def _flow_momentum(w: Array) -> Array:
-    """The real four-vector stored in entries 0–1 of a wavefunction."""
-    return jnp.stack([w[0].real, w[1].real, w[1].imag, w[0].imag])
+def _u(x) -> tuple[Array, ...]:
+    """The components of `x` along axis 0, as a tuple of arrays.
+
+    `unstack` rather than indexing: its transpose is one `stack`, whereas each
+    `x[i]` transposes to a `pad` of the whole array, and the backward pass of a
+    vertex then has one fusion per component (compile time of gradients).
+    """
+    return tuple(jnp.unstack(jnp.asarray(x)))
 
 
-def _dot(a: Array, b: Array) -> Array:
-    """Minkowski product `a⁰b⁰ − a⃗·b⃗` (no complex conjugation) on the last axis."""
-    return a[..., 0] * b[..., 0] - a[..., 1] * b[..., 1] - a[..., 2] * b[..., 2] - a[..., 3] * b[..., 3]
+def _flow_momentum(w) -> tuple[Array, Array, Array, Array]:
+    """The real four-vector stored in entries 0–1 of a wavefunction (components)."""
+    return (w[0].real, w[1].real, w[1].imag, w[0].imag)
+
+
+def _dot(a, b) -> Array:
+    """Minkowski product `a⁰b⁰ − a⃗·b⃗` (no complex conjugation) of two 4-component sequences."""
+    return a[0] * b[0] - a[1] * b[1] - a[2] * b[2] - a[3] * b[3]
 
 
 def _slash(v: Array) -> Array:
@@ -74,34 +86,30 @@ def _slash(v: Array) -> Array:
     )
 
 
-def _slash_right(v, f) -> Array:
+def _slash_right(v, f) -> tuple[Array, Array, Array, Array]:
     """``_slash(v) @ f`` written out by components (4 scalars each): XLA fuses
     elementwise arithmetic, whereas batched 4×4 products are slow on CPU."""
     v0, v1, v2, v3 = v[0], v[1], v[2], v[3]
-    return jnp.stack(
-        [
-            (v0 + v3) * f[2] + (v1 + 1j * v2) * f[3],
-            (v1 - 1j * v2) * f[2] + (v0 - v3) * f[3],
-            (v0 - v3) * f[0] - (v1 + 1j * v2) * f[1],
-            (-v1 + 1j * v2) * f[0] + (v0 + v3) * f[1],
-        ]
+    return (
+        (v0 + v3) * f[2] + (v1 + 1j * v2) * f[3],
+        (v1 - 1j * v2) * f[2] + (v0 - v3) * f[3],
+        (v0 - v3) * f[0] - (v1 + 1j * v2) * f[1],
+        (-v1 + 1j * v2) * f[0] + (v0 + v3) * f[1],
     )
 
 
-def _slash_left(f, v) -> Array:
+def _slash_left(f, v) -> tuple[Array, Array, Array, Array]:
     """``f @ _slash(v)`` written out by components."""
     v0, v1, v2, v3 = v[0], v[1], v[2], v[3]
-    return jnp.stack(
-        [
-            f[2] * (v0 - v3) + f[3] * (-v1 + 1j * v2),
-            -f[2] * (v1 + 1j * v2) + f[3] * (v0 + v3),
-            f[0] * (v0 + v3) + f[1] * (v1 - 1j * v2),
-            f[0] * (v1 + 1j * v2) + f[1] * (v0 - v3),
-        ]
+    return (
+        f[2] * (v0 - v3) + f[3] * (-v1 + 1j * v2),
+        -f[2] * (v1 + 1j * v2) + f[3] * (v0 + v3),
+        f[0] * (v0 + v3) + f[1] * (v1 - 1j * v2),
+        f[0] * (v1 + 1j * v2) + f[1] * (v0 - v3),
     )
 
 
-def _denominator(p: Array, mass: Real, width: Real) -> Array:
+def _denominator(p, mass: Real, width: Real) -> Array:
     """``P² − M (M − iΓ)``: the fixed-width Breit–Wigner denominator."""
     return _dot(p, p) - mass * (mass - 1j * width)
 
@@ -111,12 +119,12 @@ def _pick(cond, a, b):
     return jnp.where(cond, a, b)
 
 
-def _p3(p: Array) -> Array:
+def _p3(p: Components) -> Array:
     return safe_sqrt(p[1] ** 2 + p[2] ** 2 + p[3] ** 2)
 
 
 # ------------------------------------------------------ external wavefunctions
-def _ixxxxx_massive(p: Array, fmass, nh: Array, nsf: int) -> Array:
+def _ixxxxx_massive(p: Components, fmass, nh: Array, nsf: Sign) -> Array:
     """HELAS ``ixxxxx`` for `fmass != 0` (entries 2–5)."""
     pp = jnp.minimum(p[0], _p3(p))
     at_rest = pp == 0
@@ -146,7 +154,7 @@ def _ixxxxx_massive(p: Array, fmass, nh: Array, nsf: int) -> Array:
     return jnp.stack([_pick(at_rest, _cplx(r), m) for r, m in zip(rest, moving)])
 
 
-def _oxxxxx_massive(p: Array, fmass, nh: Array, nhel: Array, nsf: int) -> Array:
+def _oxxxxx_massive(p: Components, fmass, nh: Array, nhel: Array, nsf: Sign) -> Array:
     """HELAS ``oxxxxx`` for `fmass != 0` (entries 2–5)."""
     pp = jnp.minimum(p[0], _p3(p))
     at_rest = pp == 0
@@ -174,7 +182,7 @@ def _oxxxxx_massive(p: Array, fmass, nh: Array, nhel: Array, nsf: int) -> Array:
     return jnp.stack([_pick(at_rest, _cplx(r), m) for r, m in zip(rest, moving)])
 
 
-def _massless_chi(p: Array, nh: Array, nhel: Array, nsf: int, conj: bool) -> tuple[Array, Array]:
+def _massless_chi(p: Components, nh: Array, nhel: Array, nsf: Sign, conj: bool) -> tuple[Array, Array]:
     """The two-component spinor of a massless fermion (HELAS ``ixxxxx``/``oxxxxx``)."""
     # HELAS puts a particle exactly along −z in its own branch (sqp0p3 = 0).
     along_minus_z = (p[1] == 0) & (p[2] == 0) & (p[3] < 0)
@@ -188,7 +196,7 @@ def _massless_chi(p: Array, nh: Array, nhel: Array, nsf: int, conj: bool) -> tup
     return chi0, chi1
 
 
-def ixxxxx(p: Float[ArrayLike, "4"], fmass: Real, nhel: Helicity, nsf: int) -> Wave:
+def ixxxxx(p: Float[ArrayLike, "4"], fmass: Real, nhel: Helicity, nsf: Sign) -> Wave:
     """HELAS ``ixxxxx``: the flowing-in fermion wavefunction ``u`` (or ``v`` for `nsf=-1`).
 
     **Arguments:**
@@ -200,7 +208,7 @@ def ixxxxx(p: Float[ArrayLike, "4"], fmass: Real, nhel: Helicity, nsf: int) -> W
 
     **Returns:** complex `(6,)`, flow `−p·nsf` in entries 0–1.
     """
-    p = jnp.asarray(p)
+    p = _u(p)
     nhel = jnp.asarray(nhel)
     nh = nhel * nsf
     flow = [_cplx(-p[0] * nsf, -p[3] * nsf), _cplx(-p[1] * nsf, -p[2] * nsf)]
@@ -213,12 +221,12 @@ def ixxxxx(p: Float[ArrayLike, "4"], fmass: Real, nhel: Helicity, nsf: int) -> W
     if isinstance(fmass, (int, float)) and fmass == 0:
         spin = massless
     else:
-        fmass = jnp.asarray(fmass, dtype=p.dtype)
+        fmass = jnp.asarray(fmass, dtype=p[0].dtype)
         spin = jnp.where(fmass != 0, _ixxxxx_massive(p, fmass, nh, nsf), massless)
     return jnp.concatenate([jnp.stack(flow), spin])
 
 
-def oxxxxx(p: Float[ArrayLike, "4"], fmass: Real, nhel: Helicity, nsf: int) -> Wave:
+def oxxxxx(p: Float[ArrayLike, "4"], fmass: Real, nhel: Helicity, nsf: Sign) -> Wave:
     """HELAS ``oxxxxx``: the flowing-out fermion wavefunction ``ū`` (or ``v̄`` for `nsf=-1`).
 
     **Arguments:** as `ixxxxx`; `nsf` is +1 for an outgoing particle and −1 for
@@ -226,7 +234,7 @@ def oxxxxx(p: Float[ArrayLike, "4"], fmass: Real, nhel: Helicity, nsf: int) -> W
 
     **Returns:** complex `(6,)`, flow `+p·nsf` in entries 0–1.
     """
-    p = jnp.asarray(p)
+    p = _u(p)
     nhel = jnp.asarray(nhel)
     nh = nhel * nsf
     flow = [_cplx(p[0] * nsf, p[3] * nsf), _cplx(p[1] * nsf, p[2] * nsf)]
@@ -239,12 +247,12 @@ def oxxxxx(p: Float[ArrayLike, "4"], fmass: Real, nhel: Helicity, nsf: int) -> W
     if isinstance(fmass, (int, float)) and fmass == 0:
         spin = massless
     else:
-        fmass = jnp.asarray(fmass, dtype=p.dtype)
+        fmass = jnp.asarray(fmass, dtype=p[0].dtype)
         spin = jnp.where(fmass != 0, _oxxxxx_massive(p, fmass, nh, nhel, nsf), massless)
     return jnp.concatenate([jnp.stack(flow), spin])
 
 
-def vxxxxx(p: Float[ArrayLike, "4"], vmass: Real, nhel: Helicity, nsv: int) -> Wave:
+def vxxxxx(p: Float[ArrayLike, "4"], vmass: Real, nhel: Helicity, nsv: Sign) -> Wave:
     """HELAS ``vxxxxx``: the polarisation vector of an external vector boson.
 
     **Arguments:**
@@ -256,8 +264,8 @@ def vxxxxx(p: Float[ArrayLike, "4"], vmass: Real, nhel: Helicity, nsv: int) -> W
     **Returns:** complex `(6,)`, flow `+p·nsv`; entries 2–5 are `ε^μ` (`ε*` for
     outgoing bosons, as in HELAS).
     """
-    p = jnp.asarray(p)
-    hel = jnp.asarray(nhel).astype(p.dtype)
+    p = _u(p)
+    hel = jnp.asarray(nhel).astype(p[0].dtype)
     e, px, py, pz = p[0], p[1], p[2], p[3]
     flow = [_cplx(e * nsv, pz * nsv), _cplx(px * nsv, py * nsv)]
     sign_pz = jnp.where(pz < 0, -1.0, 1.0)
@@ -277,7 +285,7 @@ def vxxxxx(p: Float[ArrayLike, "4"], vmass: Real, nhel: Helicity, nsv: int) -> W
     if isinstance(vmass, (int, float)) and vmass == 0:
         pol = massless
     else:
-        vmass = jnp.asarray(vmass, dtype=p.dtype)
+        vmass = jnp.asarray(vmass, dtype=p[0].dtype)
         nsvahl = nsv * jnp.abs(hel)
         hel0 = 1.0 - jnp.abs(hel)
         pt2 = px**2 + py**2
@@ -311,64 +319,84 @@ def vxxxxx(p: Float[ArrayLike, "4"], vmass: Real, nhel: Helicity, nsv: int) -> W
     return jnp.concatenate([jnp.stack(flow), pol])
 
 
-def sxxxxx(p: Float[ArrayLike, "4"], nss: int) -> ScalarWave:
+def sxxxxx(p: Float[ArrayLike, "4"], nss: Sign) -> ScalarWave:
     """HELAS ``sxxxxx``: an external scalar, complex `(3,)` = (flow, flow, 1)."""
-    p = jnp.asarray(p)
+    p = _u(p)
     return jnp.stack([_cplx(p[0] * nss, p[3] * nss), _cplx(p[1] * nss, p[2] * nss), _cplx(jnp.ones_like(p[0]))])
 
 
 # ------------------------------------------------- fermion–fermion–vector
-def _ffv_amp(F1: Array, F2: Array, V3: Array, cl, cr) -> Array:
+# Every routine unstacks its wavefunctions once (`_u`) and works on components,
+# and stacks its result once: the values are those of the vector formulas, term
+# by term, and the gradient has no `pad` per component.
+
+
+def _wave(flow0, flow1, c, components, den) -> Array:
+    """An off-shell wavefunction: flow entries, then `c · component / den` each."""
+    return jnp.stack([flow0, flow1, *(c * x / den for x in components)])
+
+
+def _ffv_amp(F1, F2, V3, cl, cr) -> Array:
     """``−i F1 · diag(cl, cl, cr, cr) · γ·V3 · F2``: the ALOHA FFV amplitudes.
 
-    FFV1 is `cl = cr = COUP`, FFV2 `(COUP, 0)`, FFV4 `(COUP, 2 COUP)`.
+    FFV1 is `cl = cr = COUP`, FFV2 `(COUP, 0)`, FFV4 `(COUP, 2 COUP)`. Wavefunctions
+    as component tuples.
     """
     r = _slash_right(V3[2:], F2[2:])
     return -1j * (cl * (F1[2] * r[0] + F1[3] * r[1]) + cr * (F1[4] * r[2] + F1[5] * r[3]))
 
 
-_METRIC = (1.0, -1.0, -1.0, -1.0)
+def _ffv_current(F1, F2, cl, cr) -> tuple[Array, Array, Array, Array]:
+    """``J^μ = F1 · diag(cl, cl, cr, cr) γ^μ · F2`` with the index raised.
 
-
-def _ffv_current(F1: Array, F2: Array, cl, cr) -> Array:
-    """``J^μ = F1 · diag(cl, cl, cr, cr) γ^μ · F2`` with the index raised."""
+    ``γ^μ F2`` for the basis vectors, written out: the terms of `_slash_right` that
+    multiply a zero component are dropped (they add an exact zero).
+    """
+    f0, f1, f2, f3 = F2[2:]
+    rows = (
+        (f2, f3, f0, f1),  # μ = 0
+        (f3, f2, -f1, -f0),  # μ = 1
+        (1j * f3, -1j * f2, -1j * f1, 1j * f0),  # μ = 2
+        (f2, -f3, -f0, f1),  # μ = 3
+    )
     out = []
-    for mu in range(4):
-        basis = [1.0 if nu == mu else 0.0 for nu in range(4)]  # constants: folded at trace time
-        r = _slash_right(basis, F2[2:])
-        out.append(_METRIC[mu] * (cl * (F1[2] * r[0] + F1[3] * r[1]) + cr * (F1[4] * r[2] + F1[5] * r[3])))
-    return jnp.stack(out)
+    for metric, r in zip((1.0, -1.0, -1.0, -1.0), rows):
+        j = cl * (F1[2] * r[0] + F1[3] * r[1]) + cr * (F1[4] * r[2] + F1[5] * r[3])
+        out.append(j if metric > 0 else -j)
+    return tuple(out)
 
 
-def _ffv_3(F1: Array, F2: Array, cl, cr, M3, W3, transverse_only: bool) -> Array:
-    flow = F1[0:2] + F2[0:2]
-    p3 = -_flow_momentum(flow)
+def _ffv_3(F1, F2, cl, cr, M3, W3, transverse_only: bool) -> Array:
+    F1, F2 = _u(F1), _u(F2)
+    flow = (F1[0] + F2[0], F1[1] + F2[1])
+    p3 = tuple(-x for x in _flow_momentum(flow))
     j = _ffv_current(F1, F2, cl, cr)
     if not transverse_only:
         # Unitary-gauge propagator numerator −g^{μν} + P^μ P^ν / M² (OM3 = 0 for M = 0).
         om3 = safe_div(1.0, M3 * M3)
-        j = j - p3 * om3 * _dot(p3, j)
-    return jnp.concatenate([flow, -1j * j / _denominator(p3, M3, W3)])
+        pj = _dot(p3, j)
+        j = tuple(jm - pm * om3 * pj for jm, pm in zip(j, p3))
+    return _wave(*flow, -1j, j, _denominator(p3, M3, W3))
 
 
 def FFV1_0(F1: Wave, F2: Wave, V3: Wave, COUP: Coupling) -> Complex[Array, ""]:
     """Amplitude of the vector coupling ``γ^μ`` (ALOHA ``FFV1_0``)."""
-    return _ffv_amp(F1, F2, V3, COUP, COUP)
+    return _ffv_amp(_u(F1), _u(F2), _u(V3), COUP, COUP)
 
 
 def FFV2_0(F1: Wave, F2: Wave, V3: Wave, COUP: Coupling) -> Complex[Array, ""]:
     """Amplitude of ``γ^μ P_L``-type coupling (ALOHA ``FFV2_0``)."""
-    return _ffv_amp(F1, F2, V3, COUP, 0.0)
+    return _ffv_amp(_u(F1), _u(F2), _u(V3), COUP, 0.0)
 
 
 def FFV4_0(F1: Wave, F2: Wave, V3: Wave, COUP: Coupling) -> Complex[Array, ""]:
     """Amplitude of ALOHA's ``FFV4`` structure (``γ^μ P_L + 2 γ^μ P_R``)."""
-    return _ffv_amp(F1, F2, V3, COUP, 2.0 * COUP)
+    return _ffv_amp(_u(F1), _u(F2), _u(V3), COUP, 2.0 * COUP)
 
 
 def FFV2_4_0(F1: Wave, F2: Wave, V3: Wave, COUP1: Coupling, COUP2: Coupling) -> Complex[Array, ""]:
     """``FFV2_0(COUP1) + FFV4_0(COUP2)``: the Z–fermion vertex of the sm model."""
-    return _ffv_amp(F1, F2, V3, COUP1 + COUP2, 2.0 * COUP2)
+    return _ffv_amp(_u(F1), _u(F2), _u(V3), COUP1 + COUP2, 2.0 * COUP2)
 
 
 def FFV1P0_3(F1: Wave, F2: Wave, COUP: Coupling, M3: Real, W3: Real) -> Wave:
@@ -386,16 +414,37 @@ def FFV2_3(F1: Wave, F2: Wave, COUP: Coupling, M3: Real, W3: Real) -> Wave:
     return _ffv_3(F1, F2, COUP, 0.0, M3, W3, transverse_only=False)
 
 
+def _ffv_1(F2, V3, COUP, M1, W1, left_only: bool) -> Array:
+    F2, V3 = _u(F2), _u(V3)
+    flow = (F2[0] + V3[0], F2[1] + V3[1])
+    p1 = tuple(-x for x in _flow_momentum(flow))
+    x = _slash_right(V3[2:], F2[2:])
+    if left_only:
+        x = (x[0], x[1], jnp.zeros_like(x[2]), jnp.zeros_like(x[3]))  # P_L
+    sx = _slash_right(p1, x)
+    num = tuple(M1 * a - b for a, b in zip(x, sx))
+    return _wave(*flow, COUP * 1j, num, _denominator(p1, M1, W1))
+
+
+def _ffv_2(F1, V3, COUP, M2, W2, left_only: bool) -> Array:
+    F1, V3 = _u(F1), _u(V3)
+    flow = (F1[0] + V3[0], F1[1] + V3[1])
+    p2 = tuple(-x for x in _flow_momentum(flow))
+    f = F1[2:]
+    if left_only:
+        f = (F1[2], F1[3], jnp.zeros_like(F1[4]), jnp.zeros_like(F1[5]))  # P_L
+    y = _slash_left(f, V3[2:])
+    sy = _slash_left(y, p2)
+    num = tuple(a + M2 * b for a, b in zip(sy, y))
+    return _wave(*flow, COUP * 1j, num, _denominator(p2, M2, W2))
+
+
 def FFV1_1(F2: Wave, V3: Wave, COUP: Coupling, M1: Real, W1: Real) -> Wave:
     """Off-shell fermion from the `F2` leg and a vector (ALOHA ``FFV1_1``).
 
     **Returns:** `COUP·i (M − γ·P)(γ·V3) F2 / (P² − M² + iMΓ)` with `P = −flow`.
     """
-    flow = F2[0:2] + V3[0:2]
-    p1 = -_flow_momentum(flow)
-    x = _slash_right(V3[2:], F2[2:])
-    num = M1 * x - _slash_right(p1, x)
-    return jnp.concatenate([flow, COUP * 1j * num / _denominator(p1, M1, W1)])
+    return _ffv_1(F2, V3, COUP, M1, W1, left_only=False)
 
 
 def FFV1_2(F1: Wave, V3: Wave, COUP: Coupling, M2: Real, W2: Real) -> Wave:
@@ -403,78 +452,116 @@ def FFV1_2(F1: Wave, V3: Wave, COUP: Coupling, M2: Real, W2: Real) -> Wave:
 
     **Returns:** `COUP·i F1 (γ·V3)(γ·P + M) / (P² − M² + iMΓ)` with `P = −flow`.
     """
-    flow = F1[0:2] + V3[0:2]
-    p2 = -_flow_momentum(flow)
-    y = _slash_left(F1[2:], V3[2:])
-    num = _slash_left(y, p2) + M2 * y
-    return jnp.concatenate([flow, COUP * 1j * num / _denominator(p2, M2, W2)])
+    return _ffv_2(F1, V3, COUP, M2, W2, left_only=False)
+
+
+def _charge_conjugate(x) -> tuple[Array, Array, Array, Array]:
+    """``C x`` with ``C = iγ²γ⁰`` in HELAS's chiral basis: a signed permutation (exact)."""
+    return (x[1], -x[0], -x[3], x[2])
+
+
+def fermion_current(
+    F: Wave, V3: Wave, COUP: Coupling, M: Real, W: Real, conjugate: Bool[ArrayLike, ""], mask: Float[ArrayLike, "4"]
+) -> Wave:
+    """`FFV1_1`, `FFV1_2`, `FFV2_1` and `FFV2_2` as one routine with data arguments.
+
+    For `conjugate = False` it is ``COUP·i (M − γ·P) diag(mask) (γ·V3) F / den``:
+    `FFV1_1` with `mask = 1`, `FFV2_1` with `mask = (1, 1, 0, 0)`. The antifermion
+    currents follow from charge conjugation, ``F (γ·V)(γ·P + M) = C (M − γ·P)(γ·V) C F``
+    with ``C = iγ²γ⁰``: `conjugate = True` applies `C` to the spinor of `F` and to the
+    result, giving `FFV1_2` (`mask = 1`) and `FFV2_2` (`mask = (0, 0, 1, 1)`).
+    The mask multiplies by exact ones and zeros, and `C` only permutes and negates,
+    so the values are those of the four routines up to the order of the additions.
+    One trace serves all four, so that a process `vmap`s them together
+    (compile time).
+    """
+    F, V3 = _u(F), _u(V3)
+    spin = F[2:]
+    spin = tuple(jnp.where(conjugate, c, s) for c, s in zip(_charge_conjugate(spin), spin))
+    flow = (F[0] + V3[0], F[1] + V3[1])
+    p1 = tuple(-x for x in _flow_momentum(flow))
+    x = _slash_right(V3[2:], spin)
+    x = tuple(a * m for a, m in zip(x, _u(mask)))
+    sx = _slash_right(p1, x)
+    den = _denominator(p1, M, W)
+    c = COUP * 1j
+    out = tuple(c * (M * a - b) / den for a, b in zip(x, sx))
+    out = tuple(jnp.where(conjugate, c, o) for c, o in zip(_charge_conjugate(out), out))
+    return jnp.stack([*flow, *out])
 
 
 # ------------------------------------------------------------ gauge vertices
 def VVV1_0(V1: Wave, V2: Wave, V3: Wave, COUP: Coupling) -> Complex[Array, ""]:
     """Three-gluon amplitude (ALOHA ``VVV1_0``), all momenta taken from the flows."""
+    V1, V2, V3 = _u(V1), _u(V2), _u(V3)
     p1, p2, p3 = _flow_momentum(V1), _flow_momentum(V2), _flow_momentum(V3)
     v1, v2, v3 = V1[2:], V2[2:], V3[2:]
-    return (
-        1j
-        * COUP
-        * (
-            _dot(v1, v2) * _dot(p2 - p1, v3)
-            + _dot(v1, v3) * _dot(p1 - p3, v2)
-            + _dot(v2, v3) * _dot(p3 - p2, v1)
-        )
-    )
+    p21 = tuple(a - b for a, b in zip(p2, p1))
+    p13 = tuple(a - b for a, b in zip(p1, p3))
+    p32 = tuple(a - b for a, b in zip(p3, p2))
+    return 1j * COUP * (_dot(v1, v2) * _dot(p21, v3) + _dot(v1, v3) * _dot(p13, v2) + _dot(v2, v3) * _dot(p32, v1))
 
 
 def VVV1P0_1(V2: Wave, V3: Wave, COUP: Coupling, M1: Real, W1: Real) -> Wave:
     """Off-shell gluon from two gluons (ALOHA ``VVV1P0_1``; no ``p p/M²`` term)."""
-    flow = V2[0:2] + V3[0:2]
-    p1 = -_flow_momentum(flow)
+    V2, V3 = _u(V2), _u(V3)
+    flow = (V2[0] + V3[0], V2[1] + V3[1])
+    p1 = tuple(-x for x in _flow_momentum(flow))
     p2, p3 = _flow_momentum(V2), _flow_momentum(V3)
     v2, v3 = V2[2:], V3[2:]
-    num = _dot(v2, v3) * (p3 - p2) + v2 * _dot(p2 - p1, v3) + v3 * _dot(p1 - p3, v2)
-    return jnp.concatenate([flow, COUP * 1j * num / _denominator(p1, M1, W1)])
+    d23 = _dot(v2, v3)
+    a = _dot(tuple(x - y for x, y in zip(p2, p1)), v3)
+    b = _dot(tuple(x - y for x, y in zip(p1, p3)), v2)
+    num = tuple(d23 * (q3 - q2) + x2 * a + x3 * b for q2, q3, x2, x3 in zip(p2, p3, v2, v3))
+    return _wave(*flow, COUP * 1j, num, _denominator(p1, M1, W1))
 
 
 def _vvvv_current(V2, V3, V4, COUP, M1, W1, a, b):
-    flow = V2[0:2] + V3[0:2] + V4[0:2]
-    p1 = -_flow_momentum(flow)
-    return jnp.concatenate([flow, COUP * 1j * (a - b) / _denominator(p1, M1, W1)])
+    flow = (V2[0] + V3[0] + V4[0], V2[1] + V3[1] + V4[1])
+    p1 = tuple(-x for x in _flow_momentum(flow))
+    return _wave(*flow, COUP * 1j, tuple(x - y for x, y in zip(a, b)), _denominator(p1, M1, W1))
+
+
+def _scaled(v, s):
+    return tuple(x * s for x in v)
 
 
 def VVVV1P0_1(V2: Wave, V3: Wave, V4: Wave, COUP: Coupling, M1: Real, W1: Real) -> Wave:
     """Off-shell gluon from the ``VVVV1`` four-gluon structure (ALOHA ``VVVV1P0_1``)."""
+    V2, V3, V4 = _u(V2), _u(V3), _u(V4)
     v2, v3, v4 = V2[2:], V3[2:], V4[2:]
-    return _vvvv_current(V2, V3, V4, COUP, M1, W1, v3 * _dot(v2, v4), v4 * _dot(v3, v2))
+    return _vvvv_current(V2, V3, V4, COUP, M1, W1, _scaled(v3, _dot(v2, v4)), _scaled(v4, _dot(v3, v2)))
 
 
 def VVVV3P0_1(V2: Wave, V3: Wave, V4: Wave, COUP: Coupling, M1: Real, W1: Real) -> Wave:
     """Off-shell gluon from the ``VVVV3`` four-gluon structure (ALOHA ``VVVV3P0_1``)."""
+    V2, V3, V4 = _u(V2), _u(V3), _u(V4)
     v2, v3, v4 = V2[2:], V3[2:], V4[2:]
-    return _vvvv_current(V2, V3, V4, COUP, M1, W1, v2 * _dot(v3, v4), v4 * _dot(v3, v2))
+    return _vvvv_current(V2, V3, V4, COUP, M1, W1, _scaled(v2, _dot(v3, v4)), _scaled(v4, _dot(v3, v2)))
 
 
 def VVVV4P0_1(V2: Wave, V3: Wave, V4: Wave, COUP: Coupling, M1: Real, W1: Real) -> Wave:
     """Off-shell gluon from the ``VVVV4`` four-gluon structure (ALOHA ``VVVV4P0_1``)."""
+    V2, V3, V4 = _u(V2), _u(V3), _u(V4)
     v2, v3, v4 = V2[2:], V3[2:], V4[2:]
-    return _vvvv_current(V2, V3, V4, COUP, M1, W1, v2 * _dot(v3, v4), v3 * _dot(v2, v4))
+    return _vvvv_current(V2, V3, V4, COUP, M1, W1, _scaled(v2, _dot(v3, v4)), _scaled(v3, _dot(v2, v4)))
 
 
 def VVVV1_0(V1: Wave, V2: Wave, V3: Wave, V4: Wave, COUP: Coupling) -> Complex[Array, ""]:
     """Four-gluon amplitude, ``VVVV1`` structure (ALOHA ``VVVV1_0``)."""
-    v1, v2, v3, v4 = V1[2:], V2[2:], V3[2:], V4[2:]
+    v1, v2, v3, v4 = (_u(V)[2:] for V in (V1, V2, V3, V4))
     return 1j * COUP * (_dot(v1, v3) * _dot(v2, v4) - _dot(v2, v3) * _dot(v1, v4))
 
 
 def VVVV3_0(V1: Wave, V2: Wave, V3: Wave, V4: Wave, COUP: Coupling) -> Complex[Array, ""]:
     """Four-gluon amplitude, ``VVVV3`` structure (ALOHA ``VVVV3_0``)."""
-    v1, v2, v3, v4 = V1[2:], V2[2:], V3[2:], V4[2:]
+    v1, v2, v3, v4 = (_u(V)[2:] for V in (V1, V2, V3, V4))
     return 1j * COUP * (_dot(v1, v2) * _dot(v3, v4) - _dot(v2, v3) * _dot(v1, v4))
 
 
 def VVVV4_0(V1: Wave, V2: Wave, V3: Wave, V4: Wave, COUP: Coupling) -> Complex[Array, ""]:
     """Four-gluon amplitude, ``VVVV4`` structure (ALOHA ``VVVV4_0``)."""
-    v1, v2, v3, v4 = V1[2:], V2[2:], V3[2:], V4[2:]
+    v1, v2, v3, v4 = (_u(V)[2:] for V in (V1, V2, V3, V4))
     return 1j * COUP * (_dot(v1, v2) * _dot(v3, v4) - _dot(v1, v3) * _dot(v2, v4))
 
 
@@ -485,12 +572,7 @@ def FFV2_1(F2: Wave, V3: Wave, COUP: Coupling, M1: Real, W1: Real) -> Wave:
     **Returns:** `COUP·i (M − γ·P) P_L (γ·V3) F2 / (P² − M² + iMΓ)` with `P = −flow`,
     where `P_L` keeps the chirality that `FFV2_0` couples (entries 2–3 of `F1`).
     """
-    flow = F2[0:2] + V3[0:2]
-    p1 = -_flow_momentum(flow)
-    x = _slash_right(V3[2:], F2[2:])
-    x = jnp.stack([x[0], x[1], jnp.zeros_like(x[2]), jnp.zeros_like(x[3])])  # P_L
-    num = M1 * x - _slash_right(p1, x)
-    return jnp.concatenate([flow, COUP * 1j * num / _denominator(p1, M1, W1)])
+    return _ffv_1(F2, V3, COUP, M1, W1, left_only=True)
 
 
 def FFV2_2(F1: Wave, V3: Wave, COUP: Coupling, M2: Real, W2: Real) -> Wave:
@@ -498,12 +580,7 @@ def FFV2_2(F1: Wave, V3: Wave, COUP: Coupling, M2: Real, W2: Real) -> Wave:
 
     **Returns:** `COUP·i F1 P_L (γ·V3)(γ·P + M) / (P² − M² + iMΓ)` with `P = −flow`.
     """
-    flow = F1[0:2] + V3[0:2]
-    p2 = -_flow_momentum(flow)
-    f = jnp.stack([F1[2], F1[3], jnp.zeros_like(F1[4]), jnp.zeros_like(F1[5])])  # P_L
-    y = _slash_left(f, V3[2:])
-    num = _slash_left(y, p2) + M2 * y
-    return jnp.concatenate([flow, COUP * 1j * num / _denominator(p2, M2, W2)])
+    return _ffv_2(F1, V3, COUP, M2, W2, left_only=True)
 
 
 def VVVV_ordered_P0_1(V2: Wave, V3: Wave, V4: Wave, COUP: Coupling, M1: Real, W1: Real) -> Wave:
@@ -515,8 +592,11 @@ def VVVV_ordered_P0_1(V2: Wave, V3: Wave, V4: Wave, COUP: Coupling, M1: Real, W1
     hep-ph/9601359), with the sign that makes it pair with ``GC_12 = i g_s²``
     in the rules of `_qcd` (``VVVV1 − VVVV4``).
     """
+    V2, V3, V4 = _u(V2), _u(V3), _u(V4)
     v2, v3, v4 = V2[2:], V3[2:], V4[2:]
-    return _vvvv_current(V2, V3, V4, COUP, M1, W1, v2 * _dot(v3, v4) + v4 * _dot(v2, v3), 2.0 * v3 * _dot(v2, v4))
+    d34, d23, d24 = _dot(v3, v4), _dot(v2, v3), _dot(v2, v4)
+    a = tuple(x2 * d34 + x4 * d23 for x2, x4 in zip(v2, v4))
+    return _vvvv_current(V2, V3, V4, COUP, M1, W1, a, _scaled(_scaled(v3, 2.0), d24))
 
 
 def ADD(W1: Wave, W2: Wave) -> Wave:
@@ -525,4 +605,5 @@ def ADD(W1: Wave, W2: Wave) -> Wave:
     Keeps the flow of `W1` (entries 0–1) and adds the components (entries 2–5):
     a sum over the diagrams that feed one internal line.
     """
-    return jnp.concatenate([W1[0:2], W1[2:] + W2[2:]])
+    W1, W2 = _u(W1), _u(W2)
+    return jnp.stack([W1[0], W1[1], *(a + b for a, b in zip(W1[2:], W2[2:]))])

@@ -25,13 +25,18 @@ hand-written amplitude::
   ``-i``, ``+1/6``, …). Arguments are wavefunctions ``wN``, couplings ``GC_N``
   (see `SMParameters.couplings`) and mass/width names (`SMParameters.masses`).
 
-`compile_process` turns a `Process` into `kernel(momenta, params)` for one
-event. Helicities are an integer array `(n_combinations, n_external)` and the
-kernel is `vmap`-ed over them; external wavefunctions are computed once per
-event for both helicity states and gathered.
+`matrix_element_kernel(process, momenta, params)` evaluates a `Process` for one
+event. External wavefunctions are computed once per event for every helicity
+state (one vmapped trace per kind of particle), broadcast to the helicity
+combinations, and the calls are `vmap`-ped over the combinations. The calls
+are renamed to single assignments and grouped (`_schedule`): calls of the same
+routine at the same depth of the diagram share one vmapped trace. Compile time,
+not run time, is what these choices are for; the arithmetic of every call is
+that of the HELAS routine.
 """
 
 import dataclasses
+import functools
 import itertools
 import re
 from collections.abc import Callable
@@ -229,19 +234,54 @@ def _mass_value(masses: dict[str, Array], name: str):
     return 0.0 if name == "ZERO" else masses[name]
 
 
+def _helicity_states(ext: External) -> tuple[int, ...]:
+    if ext.kind == "s":
+        return (0,)
+    return (-1, 0, 1) if ext.kind == "v" and ext.mass != "ZERO" else (-1, 1)
+
+
 def _external_wavefunctions(process: Process, momenta: Array, masses: dict[str, Array]) -> list[Array]:
-    """Per external particle, the wavefunctions of its helicity states stacked on axis 0."""
-    out = []
+    """Per external particle, the wavefunctions of its helicity states stacked on axis 0.
+
+    Particles of the same kind and number of helicity states share one trace of
+    their HELAS routine, vmapped over particles and helicities (compile time: the
+    decay chain has 8 externals but 3 kinds). In a group that mixes massive and
+    massless particles the mass is an array and HELAS selects the branch with
+    `where`, which gives the massless particles the values of the static branch.
+    """
+    groups: dict[tuple[str, int], list[int]] = {}
     for k, ext in enumerate(process.externals):
-        p = momenta[k]
-        mass = _mass_value(masses, ext.mass)
-        if ext.kind == "s":
-            out.append(_helas.sxxxxx(p, ext.ns)[None])
-            continue
-        fn = getattr(_helas, _EXTERNAL_KINDS[ext.kind])
-        hels = (-1, 0, 1) if ext.kind == "v" and ext.mass != "ZERO" else (-1, 1)
-        # One trace per particle, vmapped over its helicities (compile time).
-        out.append(jax.vmap(lambda h, fn=fn, p=p, mass=mass, ns=ext.ns: fn(p, mass, h, ns))(jnp.array(hels)))
+        # Outgoing fermions (`oxxxxx`) are the Dirac adjoints of `ixxxxx` (below): one group.
+        kind = "i" if ext.kind == "o" else ext.kind
+        groups.setdefault((kind, len(_helicity_states(ext))), []).append(k)
+    out: list[Array | None] = [None] * process.n_external
+    for (kind, _), members in groups.items():
+        exts = [process.externals[k] for k in members]
+        p = momenta[np.array(members)]
+        ns = jnp.asarray([e.ns for e in exts], dtype=jnp.int32)
+        if kind == "s":
+            states = jax.vmap(lambda p, ns: _helas.sxxxxx(p, ns)[None])(p, ns)
+        else:
+            fn = getattr(_helas, _EXTERNAL_KINDS[kind])
+            hels = jnp.array(_helicity_states(exts[0]))
+            if all(e.mass == "ZERO" for e in exts):
+                mass = 0.0  # a Python float: HELAS's massless branch at trace time
+                mass_axis = None
+            else:
+                mass = jnp.stack([jnp.asarray(_mass_value(masses, e.mass), dtype=momenta.dtype) for e in exts])
+                mass_axis = 0
+
+            def one(p, mass, ns, fn=fn, hels=hels):
+                return jax.vmap(lambda h: fn(p, mass, h, ns))(hels)
+
+            states = jax.vmap(one, in_axes=(0, mass_axis, 0))(p, mass, ns)
+        for k, state in zip(members, jnp.unstack(states)):
+            if process.externals[k].kind == "o":
+                # HELAS oxxxxx(p, m, h, nsf) = ū = u†γ⁰ of ixxxxx(p, m, h, nsf), flow negated:
+                # conjugate, swap the chiral halves (exact; tested against oxxxxx).
+                conj = jnp.conj(state)
+                state = jnp.concatenate([-state[:, :2], conj[:, 4:6], conj[:, 2:4]], axis=1)
+            out[k] = state
     return out
 
 
@@ -259,19 +299,143 @@ def _helicity_index(process: Process) -> np.ndarray:
     return idx
 
 
+def _combinations(process: Process, states: list[Array]) -> list[Array]:
+    """Per external particle, its wavefunction in every helicity combination `(n_combinations, 6)`.
+
+    `process.helicities()` is the Cartesian product of the particles' states in
+    order, so each particle's states are broadcast over the others' axes and
+    flattened (no gather, whose gradient would be a scatter-add).
+    """
+    choices = []
+    for k, ext in enumerate(process.externals):
+        allowed = _helicity_states(ext)
+        fixed = dict(process.fixed_helicities).get(k)
+        choices.append([allowed.index(fixed)] if fixed is not None else list(range(len(allowed))))
+    dims = tuple(len(c) for c in choices)
+    out = []
+    for k, (state, chosen) in enumerate(zip(states, choices)):
+        if len(chosen) != state.shape[0]:  # a fixed helicity: a static slice
+            state = state[chosen[0] : chosen[0] + 1]
+        shape = (1,) * k + (dims[k],) + (1,) * (len(dims) - k - 1) + state.shape[1:]
+        out.append(jnp.broadcast_to(state.reshape(shape), dims + state.shape[1:]).reshape((-1,) + state.shape[1:]))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Group:
+    """Calls of one routine, couplings and masses whose inputs are all known: one vmapped trace."""
+
+    call: Call  # the first member (routine, couplings, masses)
+    inputs: tuple[tuple[int, ...], ...]  # per member, the value ids of its wavefunction arguments
+    members: tuple[Call, ...]  # per member, its call (a fermion-current group mixes routines)
+    outputs: tuple[int, ...]  # per member, the value id it defines (an amplitude index for amplitudes)
+    amplitude: bool
+
+
+@functools.cache
+def _schedule(process: Process) -> tuple[tuple[_Group, ...], int]:
+    """The calls of `process` as groups of identical routines, in an executable order.
+
+    Slots of the description are renamed to single-assignment value ids (externals
+    `0…n−1`, then one id per wavefunction call). A wavefunction call is placed at
+    1 + the deepest level of its inputs, every amplitude after all wavefunctions;
+    calls of the same routine, couplings and masses at the same level are
+    evaluated together, `vmap`-ped over the members (compile time: one trace per
+    group instead of one per call; the arithmetic per call is unchanged). The
+    off-shell fermions `FFV1_1`, `FFV1_2`, `FFV2_1` and `FFV2_2` of one level form
+    one group of `_helas.fermion_current`, with per-member couplings and masses.
+
+    **Returns:** `(groups, n_amplitudes)`.
+    """
+    current = {k: k for k in range(process.n_external)}  # slot -> value id
+    level = {k: 0 for k in range(process.n_external)}
+    members: dict[tuple, list[tuple[tuple[int, ...], int, Call]]] = {}
+    n_values, n_amps = process.n_external, 0
+    for call in process.calls:
+        ids = tuple(current[i] for i in call.wavefunctions)
+        if call.out is None:
+            key = (float("inf"), call.routine, call.couplings, call.masses)
+            members.setdefault(key, []).append((ids, n_amps, call))
+            n_amps += 1
+        else:
+            depth = 1 + max(level[i] for i in ids)
+            if call.routine in _FERMION_CURRENTS:
+                key = (depth, "fermion_current", (), ())
+            else:
+                key = (depth, call.routine, call.couplings, call.masses)
+            members.setdefault(key, []).append((ids, n_values, call))
+            level[n_values] = depth
+            current[call.out] = n_values
+            n_values += 1
+    groups = []
+    for key in sorted(members, key=lambda k: k[0]):  # stable: first use within a level
+        routine, couplings, masses = key[1:]
+        rows = members[key]
+        groups.append(
+            _Group(
+                Call(routine, (), couplings, masses, None),
+                tuple(ids for ids, _, _ in rows),
+                tuple(call for _, _, call in rows),
+                tuple(out for _, out, _ in rows),
+                amplitude=key[0] == float("inf"),
+            )
+        )
+    return tuple(groups), n_amps
+
+
+# routine -> (charge-conjugated?, which components of γ·V F are kept); see `_helas.fermion_current`.
+_FERMION_CURRENTS = {
+    "FFV1_1": (False, (1.0, 1.0, 1.0, 1.0)),
+    "FFV1_2": (True, (1.0, 1.0, 1.0, 1.0)),
+    "FFV2_1": (False, (1.0, 1.0, 0.0, 0.0)),
+    "FFV2_2": (True, (0.0, 0.0, 1.0, 1.0)),
+}
+
+
+def _fermion_currents(
+    group: _Group, values: dict[int, Array], couplings: dict[str, Array], masses: dict[str, Array]
+) -> list[Array]:
+    """The off-shell fermions of a `fermion_current` group, one vmapped trace."""
+    conj = np.array([_FERMION_CURRENTS[c.routine][0] for c in group.members])
+    mask = np.array([_FERMION_CURRENTS[c.routine][1] for c in group.members])
+    dtype = values[group.inputs[0][0]].real.dtype
+    coup = jnp.stack([couplings[c.couplings[0]] for c in group.members])
+    mass, width = (
+        jnp.stack([jnp.asarray(_mass_value(masses, c.masses[i]), dtype=dtype) for c in group.members]) for i in (0, 1)
+    )
+    f = jnp.stack([values[ids[0]] for ids in group.inputs])
+    v = jnp.stack([values[ids[1]] for ids in group.inputs])
+    out = jax.vmap(_helas.fermion_current)(f, v, coup, mass, width, jnp.asarray(conj), jnp.asarray(mask, dtype=dtype))
+    return list(jnp.unstack(out))
+
+
 def _amplitudes(
     process: Process, externals: list[Array], couplings: dict[str, Array], masses: dict[str, Array]
 ) -> Array:
     """The amplitude of every amplitude call `(n_amplitudes,)` for one helicity combination."""
-    w: dict[int, Array] = dict(enumerate(externals))
-    amps = []
-    for call in process.calls:
+    groups, n_amps = _schedule(process)
+    values: dict[int, Array] = dict(enumerate(externals))
+    amps: list[Array | None] = [None] * n_amps
+    for group in groups:
+        call = group.call
+        if call.routine == "fermion_current":
+            results = _fermion_currents(group, values, couplings, masses)
+            for out, result in zip(group.outputs, results):
+                values[out] = result
+            continue
         fn = _ROUTINES[call.routine][0]
-        args = [w[i] for i in call.wavefunctions] + [couplings[c] for c in call.couplings]
-        if call.out is None:
-            amps.append(fn(*args))
+        constants = [couplings[c] for c in call.couplings] + [_mass_value(masses, m) for m in call.masses]
+        if len(group.inputs) == 1:
+            results = [fn(*(values[i] for i in group.inputs[0]), *constants)]
         else:
-            w[call.out] = fn(*args, *(_mass_value(masses, m) for m in call.masses))
+            # `stack`/`unstack` (not indexing): their transposes are each other.
+            args = [jnp.stack([values[ids[a]] for ids in group.inputs]) for a in range(len(group.inputs[0]))]
+            results = jnp.unstack(jax.vmap(lambda *w, fn=fn: fn(*w, *constants))(*args))
+        for out, result in zip(group.outputs, results):
+            if group.amplitude:
+                amps[out] = result
+            else:
+                values[out] = result
     return jnp.stack(amps)
 
 
@@ -309,11 +473,10 @@ def helicity_amplitudes(process: Process, momenta: Float[ArrayLike, "n 4"], para
     masses = params.masses()
     states = _external_wavefunctions(process, momenta, masses)
 
-    def one_helicity(idx):
-        externals = [states[k][idx[k]] for k in range(process.n_external)]
-        return amplitudes_from_wavefunctions(process, externals, couplings, masses)
+    def one_helicity(*externals):
+        return amplitudes_from_wavefunctions(process, list(externals), couplings, masses)
 
-    return jax.vmap(one_helicity)(jnp.asarray(_helicity_index(process)))
+    return jax.vmap(one_helicity)(*_combinations(process, states))
 
 
 def matrix_element_kernel(

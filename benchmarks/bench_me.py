@@ -13,6 +13,12 @@ Processes: ``g g > t t~``, ``g g > t t~ g g`` and the decay chain
   (``g g > t t~ g g``: 1e3 and 1e2, as larger batches take minutes per call on
   this 2-core CPU). Compile time is given as wall and CPU seconds.
 
+Compile time of every process (`compile_rows`): trace + lower + compile of
+`jit(value)` and `jit(value_and_grad)` (momenta and all parameters) for a batch of
+64 events (one vmapped kernel; batches above the chunk size of `_api` add a
+`lax.map` loop whose gradient recomputes the kernel: the 1e4 rows above), each in a
+fresh Python process, so that no JAX cache is shared.
+
 Momenta are on shell (tops, W and b of the decay chain at their pole masses, via
 sequential two-body decays), √s = 1500 GeV for the 2 → n processes. XLA may use
 every core of the machine; the CUDACPP anchors are per thread and per 2 cores,
@@ -21,6 +27,10 @@ measured on the same development CPU (ANCHORS.md; not rerun here: no MadGraph).
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -117,6 +127,52 @@ def _bench_one(process: str, n: int, dtype, repeats: int, seed: int, gradient: b
     }
 
 
+def compile_time(process: str, gradient: bool, batch: int = 64) -> dict[str, Any]:
+    """Trace + lower + compile of `jit(value)` or `jit(value_and_grad)` in this process.
+
+    Run it in a fresh process (`compile_time_fresh`): JAX caches traces and compiled
+    executables per process.
+    """
+    jax.config.update("jax_enable_x64", True)
+    import diffhep.me as me
+
+    n = me.get_process(process).n_external
+    momenta = jax.ShapeDtypeStruct((batch, n, 4), jnp.float64)
+    params = me.SMParameters.from_param_card()
+
+    def value(p, q):
+        return me.matrix_element(process, p, q)
+
+    def value_and_grad(p, q):
+        return jax.value_and_grad(lambda p, q: jnp.sum(value(p, q)), argnums=(0, 1))(p, q)
+
+    start, cpu_start = time.perf_counter(), time.process_time()
+    lowered = jax.jit(value_and_grad if gradient else value).lower(momenta, params)
+    lower_s, lower_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
+    lowered.compile()
+    return {
+        "process": process,
+        "gradient": gradient,
+        "batch": batch,
+        "trace_lower_s": lower_s,
+        "total_s": time.perf_counter() - start,
+        "total_cpu_s": time.process_time() - cpu_start,
+        "compile_cpu_s": time.process_time() - cpu_start - lower_cpu_s,
+        "load_average_1": os.getloadavg()[0],
+    }
+
+
+def compile_time_fresh(process: str, gradient: bool, batch: int = 64) -> dict[str, Any]:
+    """`compile_time` in a new Python process (same interpreter and environment)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--compile-time", process, str(int(gradient)), str(batch)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[str, Any]:
     # float64 for this benchmark (the library never flips this flag).
     jax.config.update("jax_enable_x64", True)
@@ -127,6 +183,18 @@ def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[st
         ("g g > t t~ g g", 1_000, False), ("g g > t t~ g g", 100, True),
         (DECAY_CHAIN, 10_000, False), (DECAY_CHAIN, 100_000, False), (DECAY_CHAIN, 10_000, True),
     ]  # fmt: skip
+    import diffhep.me as me
+
+    compile_rows = []
+    for process in me.processes():
+        for gradient in (False, True):
+            compile_rows.append(compile_time_fresh(process, gradient))
+            r = compile_rows[-1]
+            print(
+                f"  {process!r} grad={gradient}: trace+lower+compile {r['total_s']:.2f} s "
+                f"(CPU {r['total_cpu_s']:.2f} s; load {r['load_average_1']:.1f})",
+                flush=True,
+            )
     rows = []
     for process, n, gradient in cases:
         rows.append(_bench_one(process, n, jnp.float64, repeats, seed, gradient))
@@ -158,6 +226,7 @@ def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[st
             "peer": "MadGraph5 CUDACPP standalone, fp64, same development CPU (ANCHORS.md, not rerun)",
         },
         "rows": rows,
+        "compile_rows": compile_rows,
         "cudacpp_anchors_per_s": CUDACPP,
         "ratios_vs_cudacpp_2cores": {
             "g g > t t~ value": best("g g > t t~")["events_per_s"] / CUDACPP["g g > t t~"]["2 cores AVX-512/256"],
@@ -171,6 +240,11 @@ def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[st
             "value_and_grad_wall": best(DECAY_CHAIN, True)["compile_s"],
             "value_and_grad_cpu": best(DECAY_CHAIN, True)["compile_cpu_s"],
             "madjax_reference_s": 132.0,
+            "fresh_process_batch_64": {
+                ("value_and_grad" if r["gradient"] else "value"): {"wall": r["total_s"], "cpu": r["total_cpu_s"]}
+                for r in compile_rows
+                if r["process"] == DECAY_CHAIN
+            },
         },
         "summary": {
             "diffhep_events_per_s": ttgg["events_per_s"],
@@ -181,3 +255,10 @@ def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[st
             "ratio": ttgg["events_per_s"] / peer_rate,
         },
     }
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--compile-time":
+        print(json.dumps(compile_time(sys.argv[2], bool(int(sys.argv[3])), int(sys.argv[4]))))
+    else:
+        sys.exit("usage: python benchmarks/run.py me   (or: bench_me.py --compile-time PROCESS GRAD BATCH)")

@@ -127,7 +127,7 @@ def _bench_one(process: str, n: int, dtype, repeats: int, seed: int, gradient: b
     }
 
 
-def compile_time(process: str, gradient: bool, batch: int = 64) -> dict[str, Any]:
+def compile_time(process: str, gradient: bool, batch: int = 64, wrt: str = "both") -> dict[str, Any]:
     """Trace + lower + compile of `jit(value)` or `jit(value_and_grad)` in this process.
 
     Run it in a fresh process (`compile_time_fresh`): JAX caches traces and compiled
@@ -143,8 +143,10 @@ def compile_time(process: str, gradient: bool, batch: int = 64) -> dict[str, Any
     def value(p, q):
         return me.matrix_element(process, p, q)
 
+    argnums = {"both": (0, 1), "momenta": (0,), "params": (1,)}[wrt]
+
     def value_and_grad(p, q):
-        return jax.value_and_grad(lambda p, q: jnp.sum(value(p, q)), argnums=(0, 1))(p, q)
+        return jax.value_and_grad(lambda p, q: jnp.sum(value(p, q)), argnums=argnums)(p, q)
 
     start, cpu_start = time.perf_counter(), time.process_time()
     lowered = jax.jit(value_and_grad if gradient else value).lower(momenta, params)
@@ -153,6 +155,7 @@ def compile_time(process: str, gradient: bool, batch: int = 64) -> dict[str, Any
     return {
         "process": process,
         "gradient": gradient,
+        "wrt": wrt if gradient else None,
         "batch": batch,
         "trace_lower_s": lower_s,
         "total_s": time.perf_counter() - start,
@@ -162,10 +165,10 @@ def compile_time(process: str, gradient: bool, batch: int = 64) -> dict[str, Any
     }
 
 
-def compile_time_fresh(process: str, gradient: bool, batch: int = 64) -> dict[str, Any]:
+def compile_time_fresh(process: str, gradient: bool, batch: int = 64, wrt: str = "both") -> dict[str, Any]:
     """`compile_time` in a new Python process (same interpreter and environment)."""
     out = subprocess.run(
-        [sys.executable, __file__, "--compile-time", process, str(int(gradient)), str(batch)],
+        [sys.executable, __file__, "--compile-time", process, str(int(gradient)), str(batch), wrt],
         check=True,
         capture_output=True,
         text=True,
@@ -185,16 +188,17 @@ def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[st
     ]  # fmt: skip
     import diffhep.me as me
 
+    compile_cases = [(p, g, "both") for p in me.processes() for g in (False, True)]
+    compile_cases += [(DECAY_CHAIN, True, "momenta"), (DECAY_CHAIN, True, "params")]
     compile_rows = []
-    for process in me.processes():
-        for gradient in (False, True):
-            compile_rows.append(compile_time_fresh(process, gradient))
-            r = compile_rows[-1]
-            print(
-                f"  {process!r} grad={gradient}: trace+lower+compile {r['total_s']:.2f} s "
-                f"(CPU {r['total_cpu_s']:.2f} s; load {r['load_average_1']:.1f})",
-                flush=True,
-            )
+    for process, gradient, wrt in compile_cases:
+        compile_rows.append(compile_time_fresh(process, gradient, wrt=wrt))
+        r = compile_rows[-1]
+        print(
+            f"  {process!r} grad={gradient} wrt={r['wrt']}: trace+lower+compile {r['total_s']:.2f} s "
+            f"(CPU {r['total_cpu_s']:.2f} s; load {r['load_average_1']:.1f})",
+            flush=True,
+        )
     rows = []
     for process, n, gradient in cases:
         rows.append(_bench_one(process, n, jnp.float64, repeats, seed, gradient))
@@ -224,6 +228,10 @@ def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[st
             "momenta": "on shell; t, t~, W, b at pole masses for the decay chain",
             "gradient": "value_and_grad of the batch sum w.r.t. momenta and all SMParameters fields",
             "peer": "MadGraph5 CUDACPP standalone, fp64, same development CPU (ANCHORS.md, not rerun)",
+            # Which cores and XLA threading this run had (e.g. pinned with taskset on a shared machine).
+            "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "xla_flags": os.environ.get("XLA_FLAGS"),
+            "compile_time_measure": "CPU seconds of the compiling process are the load-robust number; wall seconds grow with the machine load",
         },
         "rows": rows,
         "compile_rows": compile_rows,
@@ -241,7 +249,10 @@ def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[st
             "value_and_grad_cpu": best(DECAY_CHAIN, True)["compile_cpu_s"],
             "madjax_reference_s": 132.0,
             "fresh_process_batch_64": {
-                ("value_and_grad" if r["gradient"] else "value"): {"wall": r["total_s"], "cpu": r["total_cpu_s"]}
+                (f"value_and_grad wrt {r['wrt']}" if r["gradient"] else "value"): {
+                    "wall": r["total_s"],
+                    "cpu": r["total_cpu_s"],
+                }
                 for r in compile_rows
                 if r["process"] == DECAY_CHAIN
             },
@@ -258,7 +269,7 @@ def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[st
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--compile-time":
-        print(json.dumps(compile_time(sys.argv[2], bool(int(sys.argv[3])), int(sys.argv[4]))))
+    if len(sys.argv) == 6 and sys.argv[1] == "--compile-time":
+        print(json.dumps(compile_time(sys.argv[2], bool(int(sys.argv[3])), int(sys.argv[4]), sys.argv[5])))
     else:
-        sys.exit("usage: python benchmarks/run.py me   (or: bench_me.py --compile-time PROCESS GRAD BATCH)")
+        sys.exit("usage: python benchmarks/run.py me   (or: bench_me.py --compile-time PROCESS GRAD BATCH WRT)")

@@ -3,6 +3,7 @@ checkpoint/resume, the CLI, and (slow) the grid validation."""
 
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -109,10 +110,35 @@ def test_cli_run(tmp_path, capsys):
     assert again["history"] == res["history"]
 
 
+def test_alphas_objective_counts_acceptance():
+    # The physics of the alphas objective, on the gradient test's problem (compiled
+    # already): the expected number of selected events scales with the acceptance, so
+    # a small eta_max must give a worse sigma(alpha_s) on a common sample.
+    pr = _problem(objective="alphas", free=FREE)
+    sample = design.draw_sample(jax.random.fold_in(jax.random.key(3), 0), pr)
+
+    def physics(eta_max):
+        theta = np.array([eta_max, 24.0, 0.02, 3.5])
+        return design.evaluate(pr, theta, sample) - pr.cost_weight * float(detector.cost(pr.to_params(jnp.asarray(theta))))
+
+    full, small = physics(2.4), physics(0.5)
+    assert np.isfinite(full) and small > 1.3 * full, (full, small)
+
+
 @pytest.mark.slow
-def test_grid_validation(tmp_path):
+@pytest.mark.parametrize(
+    "objective,kw",
+    [
+        ("jer", dict(cost_weight=15.0, learning_rate=0.3)),
+        # default cost weight 0.05 and eta_slope 0.25 (design._cli.RELAXATION)
+        ("alphas", dict(learning_rate=0.5)),
+    ],
+)
+def test_grid_validation(tmp_path, objective, kw):
+    # Grid and gradient optimum compared on one common evaluation sample of 4x the
+    # events of an optimiser step.
     payload = design.run_optimize_detector(
-        out=tmp_path, objective="jer", cost_weight=15.0, events=1000, steps=15, grid=13, seed=0, progress=False
+        out=tmp_path, objective=objective, events=1000, steps=15, grid=13, seed=0, progress=False, **kw
     )
     assert abs(payload["objective_rel_diff"]) < 0.02, payload
     assert payload["params_within_one_grid_step"], payload

@@ -35,6 +35,7 @@ import numpy as np
 import optax
 
 from .. import shower
+from .._devices import device_label, n_shards
 from ..shower import ALPHA_S_RANGE
 from ._template import OBSERVABLES, ShowerTemplate, event_shape, make_key, poisson_deviance
 
@@ -253,7 +254,7 @@ def fit_alphas(
         converged=converged,
         overflow_fraction=terms["overflow"],
         wall_s=time.perf_counter() - t0,
-        device=f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
+        device=device_label(),
         observables=[t.observable for t in targets],
         scan_err_lo=scan_lo,
         scan_err_hi=scan_hi,
@@ -283,7 +284,7 @@ def pseudo_data(
     lay = shower.layout(jax.random.fold_in(make_key(seed), 0xDA7A), model, n_gen)
     events, overflow = shower.realize(lay, model)
     mask = np.asarray(events.mask)
-    buckets = obs.MultiplicityBuckets(mask)
+    buckets = obs.MultiplicityBuckets(mask, shards=n_shards(len(mask)))
     x = np.asarray(jax.jit(lambda p, m: buckets.apply(event_shape(observable), p, m))(events.momenta, events.mask))
     w = np.asarray(events.weights)
     # Weighted events: unweight by accept/reject against the largest weight (≤ 1), so

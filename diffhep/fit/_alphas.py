@@ -9,9 +9,10 @@ Several observables add their −ln L (they are treated as independent).
 **Optimiser.** Each step recomputes the shower's discrete content at the current
 α_s, takes the template and its derivative from one forward-mode JVP, and feeds the
 Fisher-scaled gradient g/I (a Gauss–Newton step) to `optax.sgd` behind an
-`optax.clip`; α_s stays inside `ALPHA_S_RANGE`. It stops when the step is below
-0.05 of the current statistical uncertainty (the template's own MC noise makes
-smaller steps meaningless).
+`optax.clip`; α_s stays inside `ALPHA_S_RANGE`. It stops when the proposed step is
+below 0.05 of the current statistical uncertainty (the result is then the point just
+evaluated), or when a step reverses and is below 0.25 of the total (stat ⊕ MC)
+uncertainty (the template's own MC noise makes smaller steps meaningless).
 
 **Uncertainties.** Statistical: σ = I^{-1/2} from the Fisher information
 I = Σ (∂μ_b)²/μ_b (Poisson) or Σ (∂m_b/σ_b)² (χ²) at the minimum, checked against a
@@ -213,7 +214,14 @@ def fit_alphas(
         # it reverses and is small against the total (stat ⊕ MC) error.
         reversed_ = (new - float(trajectory[-2])) * previous < 0
         previous = new - float(trajectory[-2])
-        if step < 0.05 * sigma_stat or (reversed_ and step < 0.25 * sigma_tot):
+        if step < 0.05 * sigma_stat:
+            # Stay at the point just evaluated (0.05σ from the proposal): its template
+            # serves the final errors, saving one shower evaluation.
+            params = np.asarray(trajectory[-2])
+            trajectory.pop()
+            converged = True
+            break
+        if reversed_ and step < 0.25 * sigma_tot:
             converged = True
             break
     bar.close()

@@ -74,6 +74,7 @@ def _worker(args: argparse.Namespace) -> None:
     from _harness import time_jax
 
     from diffhep import observables, shower
+    from diffhep._devices import n_shards
 
     def tau_fn(p, m):
         return 1.0 - observables.thrust(p, m)
@@ -81,7 +82,7 @@ def _worker(args: argparse.Namespace) -> None:
     def buckets_of(lay):
         valid = np.asarray(lay.steps.valid)[:, : lay.n_steps]
         mask = np.concatenate([np.ones((valid.shape[0], 2), bool), valid], axis=1)
-        return observables.MultiplicityBuckets(mask)
+        return observables.MultiplicityBuckets(mask, shards=n_shards(mask.shape[0]))
 
     @eqx.filter_jit
     def tau_batch(lay, model, buckets):
@@ -109,7 +110,7 @@ def _worker(args: argparse.Namespace) -> None:
     device = jax.devices()[0]
     record: dict[str, Any] = {
         "dtype": dtype,
-        "threads": "1 (pinned)" if args.pin_cpu is not None else "all",
+        "threads": _threads_label(args.pin_cpu is not None, len(jax.devices())),
         "cpu_affinity": sorted(os.sched_getaffinity(0)),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "platform": device.platform,
@@ -222,10 +223,21 @@ def _worker(args: argparse.Namespace) -> None:
             )
 
 
+def _threads_label(single_thread: bool, devices: int) -> str:
+    if single_thread:
+        return "1 (pinned)"
+    return "all" if devices == 1 else f"all, {devices} devices"
+
+
 def _run_worker(
-    dtype: str, sizes: list[int], single_thread: bool, args: argparse.Namespace
+    dtype: str, sizes: list[int], single_thread: bool, args: argparse.Namespace, devices: int = 1
 ) -> dict[str, Any]:
     env = dict(os.environ)
+    if devices > 1:
+        # One XLA CPU device per core: events split with jax.shard_map (diffhep._devices).
+        env["XLA_FLAGS"] = " ".join(
+            filter(None, [env.get("XLA_FLAGS"), f"--xla_force_host_platform_device_count={devices}"])
+        )
     env.pop("JAX_ENABLE_X64", None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     cmd = [
@@ -247,7 +259,7 @@ def _run_worker(
             with open(path) as f:
                 record = json.load(f)
         except (OSError, json.JSONDecodeError):
-            record = {"dtype": dtype, "threads": "1 (pinned)" if single_thread else "all", "entries": []}
+            record = {"dtype": dtype, "threads": _threads_label(single_thread, devices), "entries": []}
     finally:
         os.unlink(path)
     record["returncode"] = proc.returncode
@@ -342,7 +354,10 @@ def run(
         print(f"Pythia 8: {n_peer} events x 3, before the diffhep runs", flush=True)
         peer_passes.append(_pythia_peer(n_peer, 3, seed))
     workers = []
+    cores = len(os.sched_getaffinity(0))
     for dtype in dtypes:
+        if cores > 1:
+            workers.append(_run_worker(dtype, list(sizes), False, args, devices=cores))
         workers.append(_run_worker(dtype, list(sizes), False, args))
     if single_thread_sizes:
         for dtype in dtypes:
@@ -383,20 +398,21 @@ def run(
         return max(rows, key=lambda r: r["n_events"]) if rows else None
 
     head_dtype = "float64" if "float64" in dtypes else dtypes[0]
-    head = pick(head_dtype, "all", "shower+thrust")
+    all_cores = _threads_label(False, cores)  # the whole CPU: one device per core
+    head = pick(head_dtype, all_cores, "shower+thrust") or pick(head_dtype, "all", "shower+thrust")
     peer_rate = pythia["next+thrust"]["events_per_s"] if pythia else float("nan")
     summary: dict[str, Any] = {
         "diffhep_events_per_s": head["events_per_s"] if head else float("nan"),
         "diffhep_first_call_s": head["first_call_s"] if head else float("nan"),
         "diffhep_compile_s": head["compile_s"] if head else float("nan"),
         "diffhep_headline": (
-            f"shower+thrust, {head_dtype}, all threads, n={head['n_events']}" if head else "none"
+            f"shower+thrust, {head_dtype}, {head['threads']}, n={head['n_events']}" if head else "none"
         ),
         "peer": "Pythia 8 next()+Thrust (parton level)",
         "peer_events_per_s": peer_rate,
         "ratio": (head["events_per_s"] / peer_rate) if head else float("nan"),
     }
-    for threads in ("all", "1 (pinned)"):
+    for threads in dict.fromkeys((all_cores, "all", "1 (pinned)")):
         for mode in MODES:
             r = pick(head_dtype, threads, mode)
             if r is not None and "ratio_diffhep_over_pythia" in r:

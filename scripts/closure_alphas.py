@@ -12,7 +12,7 @@ Unable to allocate section memory". So the script re-executes itself (a fresh
 process, `--resume`) every `--per-process` experiments; `--resume` also continues an
 interrupted run from the JSON.
 
-    python scripts/closure_alphas.py --experiments 50 --events 5000 --mc-events 10000
+    python scripts/closure_alphas.py --experiments 50 --events 5000 --mc-events 50000
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiments", type=int, default=50)
     ap.add_argument("--events", type=int, default=5_000)
-    ap.add_argument("--mc-events", type=int, default=10_000)
+    ap.add_argument("--mc-events", type=int, default=50_000)
     ap.add_argument("--truth", type=float, default=0.118)
     ap.add_argument("--observable", default="thrust")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")

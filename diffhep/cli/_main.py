@@ -22,8 +22,18 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    cpu_devices: int = typer.Option(
+        0, "--cpu-devices", help="CPU devices to split event batches over (0: one per usable core; 1: no split)."
+    ),
+) -> None:
     """Differentiable high-energy physics in JAX. One subcommand per workflow."""
+    from .._devices import cpu_devices_flag
+
+    if cpu_devices < 0:
+        fail(f"--cpu-devices must be >= 0, got {cpu_devices}")
+    # Before any command starts JAX's backends; an XLA_FLAGS that sets the count wins.
+    cpu_devices_flag(None if cpu_devices == 0 else cpu_devices)
 
 
 X64 = typer.Option(

@@ -9,9 +9,10 @@ Several observables add their −ln L (they are treated as independent).
 **Optimiser.** Each step recomputes the shower's discrete content at the current
 α_s, takes the template and its derivative from one forward-mode JVP, and feeds the
 Fisher-scaled gradient g/I (a Gauss–Newton step) to `optax.sgd` behind an
-`optax.clip`; α_s stays inside `ALPHA_S_RANGE`. It stops when the step is below
-0.05 of the current statistical uncertainty (the template's own MC noise makes
-smaller steps meaningless).
+`optax.clip`; α_s stays inside `ALPHA_S_RANGE`. It stops when the proposed step is
+below 0.05 of the current statistical uncertainty (the result is then the point just
+evaluated), or when a step reverses and is below 0.25 of the total (stat ⊕ MC)
+uncertainty (the template's own MC noise makes smaller steps meaningless).
 
 **Uncertainties.** Statistical: σ = I^{-1/2} from the Fisher information
 I = Σ (∂μ_b)²/μ_b (Poisson) or Σ (∂m_b/σ_b)² (χ²) at the minimum, checked against a
@@ -35,6 +36,7 @@ import numpy as np
 import optax
 
 from .. import shower
+from .._devices import device_label, n_shards
 from ..shower import ALPHA_S_RANGE
 from ._template import OBSERVABLES, ShowerTemplate, event_shape, make_key, poisson_deviance
 
@@ -212,7 +214,14 @@ def fit_alphas(
         # it reverses and is small against the total (stat ⊕ MC) error.
         reversed_ = (new - float(trajectory[-2])) * previous < 0
         previous = new - float(trajectory[-2])
-        if step < 0.05 * sigma_stat or (reversed_ and step < 0.25 * sigma_tot):
+        if step < 0.05 * sigma_stat:
+            # Stay at the point just evaluated (0.05σ from the proposal): its template
+            # serves the final errors, saving one shower evaluation.
+            params = np.asarray(trajectory[-2])
+            trajectory.pop()
+            converged = True
+            break
+        if reversed_ and step < 0.25 * sigma_tot:
             converged = True
             break
     bar.close()
@@ -253,7 +262,7 @@ def fit_alphas(
         converged=converged,
         overflow_fraction=terms["overflow"],
         wall_s=time.perf_counter() - t0,
-        device=f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
+        device=device_label(),
         observables=[t.observable for t in targets],
         scan_err_lo=scan_lo,
         scan_err_hi=scan_hi,
@@ -283,7 +292,7 @@ def pseudo_data(
     lay = shower.layout(jax.random.fold_in(make_key(seed), 0xDA7A), model, n_gen)
     events, overflow = shower.realize(lay, model)
     mask = np.asarray(events.mask)
-    buckets = obs.MultiplicityBuckets(mask)
+    buckets = obs.MultiplicityBuckets(mask, shards=n_shards(len(mask)))
     x = np.asarray(jax.jit(lambda p, m: buckets.apply(event_shape(observable), p, m))(events.momenta, events.mask))
     w = np.asarray(events.weights)
     # Weighted events: unweight by accept/reject against the largest weight (≤ 1), so

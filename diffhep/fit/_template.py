@@ -22,6 +22,7 @@ import numpy as np
 from jaxtyping import Array
 
 from .. import observables, shower
+from .._devices import n_shards
 
 OBSERVABLES = ("thrust", "c", "y23")
 """Event shapes the fit knows: 1−T, the C-parameter, and −ln y23 (Durham)."""
@@ -90,7 +91,9 @@ class ShowerTemplate:
             lay = shower.Layout(lay.keys, lay.structure, lay.steps, min(cap, lay.n_steps + 8))
         valid = np.asarray(lay.steps.valid)
         mask = np.concatenate([np.ones((valid.shape[0], 2), bool), valid[:, : lay.n_steps]], axis=1)
-        buckets = observables.MultiplicityBuckets(mask, min_rows=self._shapes.get("rows"), headroom=0.25)
+        buckets = observables.MultiplicityBuckets(
+            mask, min_rows=self._shapes.get("rows"), headroom=0.25, shards=n_shards(lay.n_events)
+        )
         rows = dict(self._shapes.get("rows", {}))
         for size, r in buckets.rows.items():
             rows[size] = max(rows.get(size, 0), r)

@@ -39,11 +39,17 @@ class MultiplicityBuckets(eqx.Module):
     fixed granularity of n/32 made the sparse high-multiplicity buckets, where thrust
     costs O(n³), mostly padding. `min_rows` (size → rows) pins lengths from earlier
     calls; where a bucket outgrows them it is sized for `(1 + headroom)` × its count.
+
+    With `shards` > 1 the events are split into that many equal consecutive shares
+    (the devices of `diffhep._devices.over_events`): each share is bucketed on its own
+    with local indices, every share gets the same rows per size (`rows` counts rows
+    per share), and `apply`/`jvp` run each device on its share.
     """
 
     sizes: tuple[int, ...] = eqx.field(static=True)
     n_events: int = eqx.field(static=True)
-    index: tuple[Array, ...]  # event index per row; n_events marks a padding row
+    shards: int = eqx.field(static=True)
+    index: tuple[Array, ...]  # per share: local event index per row; n_local marks padding
     order: Array  # (n_events, capacity): real particles first
 
     def __init__(
@@ -53,49 +59,53 @@ class MultiplicityBuckets(eqx.Module):
         granularity: int | None = None,
         min_rows: dict[int, int] | None = None,
         headroom: float = 0.0,
+        shards: int = 1,
     ):
         mask = np.asarray(mask, bool)
         if mask.ndim != 2:
             raise ValueError(f"mask must have shape (n_events, capacity), got {mask.shape}")
-        n, cap = mask.shape
-        counts = mask.sum(axis=1)
-        sizes = sorted({min(int(s), cap) for s in sizes} | {cap})
-        bucket = np.searchsorted(np.asarray(sizes), counts)
         if headroom < 0:
             raise ValueError(f"headroom must be >= 0, got {headroom}")
+        n, cap = mask.shape
+        shards = int(shards)
+        if shards < 1 or n % shards:
+            raise ValueError(f"shards={shards} must be >= 1 and divide the {n} events")
+        n_local = n // shards
+        sizes = sorted({min(int(s), cap) for s in sizes} | {cap})
+        bucket = np.searchsorted(np.asarray(sizes), mask.sum(axis=1)).reshape(shards, n_local)
         pinned = min_rows or {}
         used, index = [], []
         for b, size in enumerate(sizes):
-            idx = np.nonzero(bucket == b)[0]
-            if len(idx) == 0 and size not in pinned:
+            idx = [np.nonzero(share == b)[0] for share in bucket]
+            most = max(len(i) for i in idx)
+            if most == 0 and size not in pinned:
                 continue
-            rows = _round_rows(len(idx), granularity)
+            rows = _round_rows(most, granularity)
             if rows > pinned.get(size, 0):
-                rows = max(rows, _round_rows(math.ceil(len(idx) * (1.0 + headroom)), granularity))
+                rows = max(rows, _round_rows(math.ceil(most * (1.0 + headroom)), granularity))
             rows = max(rows, pinned.get(size, 0))
             used.append(size)
-            index.append(jnp.asarray(np.concatenate([idx, np.full(rows - len(idx), n)]), jnp.int32))
+            index.append(
+                jnp.asarray(np.concatenate([np.concatenate([i, np.full(rows - len(i), n_local)]) for i in idx]), jnp.int32)
+            )
         self.sizes = tuple(used)
         self.n_events = n
+        self.shards = shards
         self.index = tuple(index)
         self.order = jnp.asarray(np.argsort(~mask, axis=1, kind="stable"), jnp.int32)
 
     @property
     def rows(self) -> dict[int, int]:
-        """Rows (events, padding included) per bucket size."""
-        return {s: int(i.shape[0]) for s, i in zip(self.sizes, self.index)}
+        """Rows (events, padding included) per bucket size, per share."""
+        return {s: int(i.shape[0]) // self.shards for s, i in zip(self.sizes, self.index)}
 
     def apply(self, fn: Callable, momenta: ArrayLike, mask: ArrayLike) -> Array:
         """`fn(momenta, mask)` for the batch, bucket by bucket. `fn` maps
         `(k, n, 4), (k, n)` to `(k,)`; the result has shape `(n_events,)`."""
         momenta, mask = self._check(momenta, mask)
-        out = None
-        for size, idx in zip(self.sizes, self.index):
-            vals = _bucket_call(fn, size, idx, self.order, momenta, mask)
-            if out is None:
-                out = jnp.zeros((self.n_events,) + vals.shape[1:], vals.dtype)
-            out = out.at[idx].set(vals, mode="drop")
-        return out
+        parts = [self._per_share(_bucket_dense, fn, size)(idx, self.order, momenta, mask)
+                 for size, idx in zip(self.sizes, self.index)]
+        return sum(parts[1:], parts[0])
 
     def jvp(self, fn: Callable, momenta: ArrayLike, tangents: ArrayLike, mask: ArrayLike) -> tuple[Array, Array]:
         """`jax.jvp` of `apply(fn, ·, mask)` at `momenta` along `tangents`, each bucket
@@ -108,13 +118,13 @@ class MultiplicityBuckets(eqx.Module):
         tangents = jnp.asarray(tangents)
         out = dout = None
         for size, idx in zip(self.sizes, self.index):
-            vals, dvals = _bucket_jvp(fn, size, idx, self.order, momenta, tangents, mask)
-            if out is None:
-                out = jnp.zeros((self.n_events,) + vals.shape[1:], vals.dtype)
-                dout = jnp.zeros_like(out)
-            out = out.at[idx].set(vals, mode="drop")
-            dout = dout.at[idx].set(dvals, mode="drop")
+            vals, dvals = _bucket_jvp(fn, size, self.shards, idx, self.order, momenta, tangents, mask)
+            out = vals if out is None else out + vals
+            dout = dvals if dout is None else dout + dvals
         return out, dout
+
+    def _per_share(self, kernel, fn, size):
+        return _per_share(kernel, fn, size, self.shards)
 
     def _check(self, momenta: ArrayLike, mask: ArrayLike) -> tuple[Array, Array]:
         momenta = jnp.asarray(momenta)
@@ -125,17 +135,46 @@ class MultiplicityBuckets(eqx.Module):
         return momenta, jnp.asarray(mask)
 
 
-def _bucket_call(fn, size, idx, order, momenta, mask):
-    """`fn` on one bucket: its events' real particles first, `size` columns."""
+def _per_share(kernel, fn, size, shards):
+    """`kernel(fn, size, idx, order, momenta, ...)` run by each device on its share."""
+    from .._devices import event_mesh, over_events
+
+    def local(*args):
+        return kernel(fn, size, *args)
+
+    if shards == 1:
+        return local
+
+    def run(*args):
+        n_events = args[2].shape[0]  # momenta
+        mesh = event_mesh(n_events)
+        if mesh is None or mesh.size != shards:
+            raise ValueError(
+                f"the buckets were built for {shards} shares, but the events are split over "
+                f"{1 if mesh is None else mesh.size} device(s)"
+            )
+        return over_events(local, n_events, len(args))(*args)
+
+    return run
+
+
+def _bucket_dense(fn, size, idx, order, momenta, mask):
+    """`fn` on one bucket (its events' real particles first, `size` columns), scattered
+    to a dense `(n_events,)` array that is 0 for events of other buckets."""
     n_events = momenta.shape[0]
     rows = jnp.minimum(idx, n_events - 1)
     cols = order[rows, :size]
     real = (idx < n_events)[:, None]
     p = momenta[rows[:, None], cols]
     m = mask[rows[:, None], cols] & real
-    return fn(jnp.where(m[..., None], p, 0.0), m)
+    vals = fn(jnp.where(m[..., None], p, 0.0), m)
+    return jnp.zeros((n_events,) + vals.shape[1:], vals.dtype).at[idx].set(vals, mode="drop")
+
+
+def _bucket_dense_jvp(fn, size, idx, order, momenta, tangents, mask):
+    return jax.jvp(lambda p: _bucket_dense(fn, size, idx, order, p, mask), (momenta,), (tangents,))
 
 
 @eqx.filter_jit
-def _bucket_jvp(fn, size, idx, order, momenta, tangents, mask):
-    return jax.jvp(lambda p: _bucket_call(fn, size, idx, order, p, mask), (momenta,), (tangents,))
+def _bucket_jvp(fn, size, shards, idx, order, momenta, tangents, mask):
+    return _per_share(_bucket_dense_jvp, fn, size, shards)(idx, order, momenta, tangents, mask)

@@ -12,6 +12,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from .._devices import n_shards, over_events
 from .._events import Events
 from .._safe import safe_sqrt
 from ._cascade import (
@@ -305,7 +306,10 @@ class Layout(eqx.Module):
 
 @eqx.filter_jit
 def _structures(keys: Array, model: DiscreteQCD) -> Structure:
-    return cascade_structures(jax.vmap(lambda k: jr.fold_in(k, 1))(keys), model)
+    def local(keys, model):
+        return cascade_structures(jax.vmap(lambda k: jr.fold_in(k, 1))(keys), model)
+
+    return over_events(local, keys.shape[0], 1, 1)(keys, model)
 
 
 @eqx.filter_jit
@@ -313,12 +317,16 @@ def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int) -> Step
     # Events sorted by their number of emissions, so that each chunk's while loop
     # (one iteration per emission) runs about as long as its events need; a chunk
     # of unsorted events runs as long as its busiest (4x the mean at 1024 events).
-    def one(s):
-        return colour_steps(model, emission_order_values(model, s), n_used)
+    def local(st, order, model):
+        def one(s):
+            return colour_steps(model, emission_order_values(model, s), n_used)
 
-    st = jax.tree.map(lambda x: x[order], st)
-    steps = jax.lax.map(one, st, batch_size=1024) if order.shape[0] > 1024 else jax.vmap(one)(st)
-    return jax.tree.map(lambda x: jnp.zeros_like(x).at[order].set(x), steps)
+        st = jax.tree.map(lambda x: x[order], st)
+        steps = jax.lax.map(one, st, batch_size=1024) if order.shape[0] > 1024 else jax.vmap(one)(st)
+        return jax.tree.map(lambda x: jnp.zeros_like(x).at[order].set(x), steps)
+
+    # `order` sorts each device's share of the events (local indices).
+    return over_events(local, order.shape[0], 2, 1)(st, order, model)
 
 
 def layout(key: PRNGKeyArray, model: DiscreteQCD, n_events: int, min_steps: int = 0) -> Layout:
@@ -336,13 +344,18 @@ def layout(key: PRNGKeyArray, model: DiscreteQCD, n_events: int, min_steps: int 
     counts = np.asarray(jnp.sum(st.valid, axis=-1))
     # Scan only as far as the busiest event needs, rounded up to limit recompilation.
     n_used = int(min(model.capacity - 2, max(8, -(-int(counts.max()) // 8) * 8)))
-    order = jnp.asarray(np.argsort(counts, kind="stable"), jnp.int32)
-    steps = _steps(st, order, model, n_used)
+    shares = n_shards(len(counts))
+    order = np.argsort(counts.reshape(shares, -1), axis=1, kind="stable").reshape(-1)
+    steps = _steps(st, jnp.asarray(order, jnp.int32), model, n_used)
     return Layout(keys, st, steps, int(min(model.capacity - 2, max(n_used, int(min_steps)))))
 
 
 @eqx.filter_jit
 def _realize_arrays(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
+    return over_events(lambda lay, model: _realize_local(lay, model, chunk), lay.n_events, 1, 1)(lay, model)
+
+
+def _realize_local(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
     counts = jnp.sum(lay.steps.valid, axis=-1, dtype=jnp.int32)
     xs = (lay.keys, lay.structure, lay.steps, counts)
 

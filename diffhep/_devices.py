@@ -1,0 +1,68 @@
+"""Data parallelism over events with JAX's own sharding (`jax.shard_map`).
+
+Event batches are split along their first axis over the default backend's devices:
+every device runs the per-event kernels on its own events, with no communication
+until a reduction (a histogram) needs it. On a CPU, XLA shows one device unless
+`--xla_force_host_platform_device_count` says otherwise (the `diffhep` command
+line sets it to the number of cores; see `cpu_devices_flag`); with one device, or a
+batch that the devices do not divide, everything runs unsharded.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, PartitionSpec
+
+EVENTS = "events"
+"""Mesh axis name of the event dimension."""
+
+_FLAG = "--xla_force_host_platform_device_count"
+
+
+def event_mesh(n_events: int) -> Mesh | None:
+    """A 1-D mesh over the default backend's devices for a batch of `n_events`, or
+    None where sharding does not apply (one device, or `n_events` not divisible)."""
+    devices = jax.devices()
+    if len(devices) <= 1 or int(n_events) % len(devices):
+        return None
+    return Mesh(np.asarray(devices), (EVENTS,))
+
+
+def n_shards(n_events: int) -> int:
+    mesh = event_mesh(n_events)
+    return 1 if mesh is None else mesh.size
+
+
+def over_events(fn, n_events: int, n_sharded: int, n_replicated: int = 0):
+    """`fn(*sharded, *replicated)` run per device on its share of the events: the first
+    `n_sharded` arguments (PyTrees) are split along axis 0, the rest replicated, and
+    every output is split along axis 0. Plain `fn` where `event_mesh` is None."""
+    mesh = event_mesh(n_events)
+    if mesh is None:
+        return fn
+    specs = (PartitionSpec(EVENTS),) * n_sharded + (PartitionSpec(),) * n_replicated
+    return jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=PartitionSpec(EVENTS), check_vma=False)
+
+
+def cpu_devices_flag(n: int | None = None) -> None:
+    """Ask XLA for `n` CPU devices (default: the cores this process may use), so that
+    `over_events` can use every core. Only an application entry point should call
+    this, before JAX starts its backends; an `XLA_FLAGS` that already sets the count
+    wins. (Importing diffhep never calls it.)"""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if _FLAG in flags:
+        return
+    if n is None:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ["XLA_FLAGS"] = f"{flags} {_FLAG}={int(n)}".strip()
+
+
+def device_label() -> str:
+    """`platform:kind`, with `×n` where the default backend has n > 1 devices
+    (e.g. `cpu:cpu×2`), for result files."""
+    devices = jax.devices()
+    d = devices[0]
+    return f"{d.platform}:{d.device_kind}" + (f"×{len(devices)}" if len(devices) > 1 else "")

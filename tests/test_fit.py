@@ -53,6 +53,8 @@ def test_small_closure_fit_recovers_truth(tmp_path):
     assert abs(pull) < 4.0, (result.alpha_s, result.alpha_s_err_total)
     assert 0.0 < result.alpha_s_err < 0.01
     assert result.chi2_ndf < 3.0
+    # Adding the template's MC variance lowers χ² (same residuals, larger variances).
+    assert 0.0 < result.chi2_ndf_with_mc < result.chi2_ndf + 1.0
     assert np.isfinite(result.alpha_s_err_mc)
     paths = fit.plot_fit(tmp_path, result, [target], arrays)
     assert all(p.stat().st_size > 1000 for p in paths)

@@ -19,6 +19,12 @@ I = Σ (∂μ_b)²/μ_b (Poisson) or Σ (∂m_b/σ_b)² (χ²) at the minimum, c
 likelihood scan (ΔlnL = ½ crossings). Monte Carlo statistics of the template:
 σ_mc² = Σ_b (∂μ_b/μ_b)² V_b / I² with V_b the template's variance (linear response of
 the score), reported separately and included in `alpha_s_err_total`.
+
+**Goodness of fit.** `chi2` is the Poisson deviance (pseudo-data) or Σ r_b² (real
+data) against the data's errors alone; `chi2_ndf_with_mc` is Pearson's
+Σ (n_b − μ_b)²/(μ_b + V_b) (or Σ (d_b − m_b)²/(σ_b² + V_b)), which adds the template's
+MC variance: with as many template events as data events the first is ≈ 2–3 per
+degree of freedom for a correct model, the second ≈ 1.
 """
 
 from __future__ import annotations
@@ -90,6 +96,7 @@ class FitResult:
     chi2: float
     ndf: int
     chi2_ndf: float
+    chi2_ndf_with_mc: float
     n_events: int
     n_mc: int
     n_steps: int
@@ -120,7 +127,7 @@ class _Objective:
     def terms(self, alpha_s: float) -> dict:
         nll = grad = fisher = 0.0
         mc_num = 0.0
-        chi2 = 0.0
+        chi2 = chi2_mc = 0.0
         overflow = 0.0
         pred = []
         for tgt, tpl in zip(self.targets, self.templates):
@@ -138,6 +145,7 @@ class _Objective:
                 fisher += float(np.sum(dmu**2 / mu))
                 mc_num += float(np.sum((dmu / mu) ** 2 * vmu))
                 chi2 += poisson_deviance(n, mu)
+                chi2_mc += float(np.sum((n - mu) ** 2 / (mu + vmu)))
                 pred.append(mu)
             else:
                 width = np.diff(tgt.edges)
@@ -151,8 +159,9 @@ class _Objective:
                 fisher += float(np.sum((dm / s) ** 2))
                 mc_num += float(np.sum((dm / s**2) ** 2 * vm))
                 chi2 += float(np.sum(r**2))
+                chi2_mc += float(np.sum((np.asarray(tgt.density) - m) ** 2 / (s**2 + vm)))
                 pred.append(m)
-        return dict(nll=nll, grad=grad, fisher=fisher, mc_var_num=mc_num, chi2=chi2, overflow=overflow, pred=pred)
+        return dict(nll=nll, grad=grad, fisher=fisher, mc_var_num=mc_num, chi2=chi2, chi2_mc=chi2_mc, overflow=overflow, pred=pred)
 
 
 def fit_alphas(
@@ -256,6 +265,7 @@ def fit_alphas(
         chi2=terms["chi2"],
         ndf=ndf,
         chi2_ndf=terms["chi2"] / ndf,
+        chi2_ndf_with_mc=terms["chi2_mc"] / ndf,
         n_events=n_events // max(len(targets), 1),
         n_mc=n_mc,
         n_steps=n_steps,

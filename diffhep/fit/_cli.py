@@ -110,7 +110,7 @@ def summary(payload: dict) -> str:
     if payload.get("truth_alpha_s") is not None:
         lines.append(f"truth       = {payload['truth_alpha_s']:.5f}   pull = {payload.get('pull', math.nan):+.2f}")
     lines.append(
-        f"chi2/ndf = {payload['chi2_ndf']:.2f}   steps = {payload['n_steps']}   converged = {payload['converged']}   "
+        f"chi2/ndf = {payload['chi2_ndf']:.2f} ({payload['chi2_ndf_with_mc']:.2f} with the template's MC variance)   steps = {payload['n_steps']}   converged = {payload['converged']}   "
         f"overflow = {payload['overflow_fraction']:.1e}   wall = {payload['wall_s']:.1f} s on {payload['device']}"
     )
     return "\n".join(lines)

@@ -161,7 +161,9 @@ def optimize_detector_cmd(
     cost_weight: Optional[float] = typer.Option(None, "--cost-weight", help="Weight w >= 0 of the cost term (default per objective)."),
     events: int = typer.Option(1000, "--events", help="Showered events per simulator call."),
     steps: int = typer.Option(15, "--steps", help="Optimiser steps."),
-    learning_rate: float = typer.Option(0.3, "--learning-rate", help="Adam step size (in the unconstrained box coordinates)."),
+    learning_rate: Optional[float] = typer.Option(
+        None, "--learning-rate", help="Adam step size in the unconstrained box coordinates (default 0.5 for alphas, 0.3 for jer)."
+    ),
     grid: int = typer.Option(13, "--grid", help="Grid points per axis of the validation scan (0: no scan)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     checkpoint_every: int = typer.Option(5, "--checkpoint-every", help="Save an orbax checkpoint every N steps."),

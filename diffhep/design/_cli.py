@@ -18,6 +18,10 @@ from ._plots import plot_design
 _LABELS = {"alphas": r"$100\,\sigma(\alpha_s)/\alpha_s$ + w cost", "jer": "JER [%] + w cost"}
 
 
+DEFAULT_LEARNING_RATE = {"alphas": 0.5, "jer": 0.3}
+"""Adam step size per objective where `--learning-rate` is not given."""
+
+
 def run_optimize_detector(
     *,
     out: Path,
@@ -26,7 +30,7 @@ def run_optimize_detector(
     cost_weight: float | None = None,
     events: int = 1000,
     steps: int = 15,
-    learning_rate: float = 0.3,
+    learning_rate: float | None = None,
     grid: int = 13,
     seed: int = 0,
     checkpoint_every: int = 5,
@@ -44,6 +48,12 @@ def run_optimize_detector(
     that sample."""
     if cost_weight is None:
         cost_weight = DEFAULT_COST_WEIGHT[objective] if objective in DEFAULT_COST_WEIGHT else 0.0
+    if learning_rate is None:
+        # Validated defaults (grid vs gradient, README): with 15 steps at 0.3 the alphas
+        # loop is still moving (ΔJ +3.4% from the grid's optimum), at 0.5 it is +0.8%.
+        learning_rate = DEFAULT_LEARNING_RATE.get(objective, 0.3)
+    if not learning_rate > 0:
+        raise ValueError(f"learning rate {learning_rate} is outside the allowed range (0, inf)")
     if cost_weight < 0:
         raise ValueError(f"cost weight {cost_weight} is outside the allowed range [0, inf)")
     if steps < 1:

@@ -27,7 +27,7 @@ install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
 	$(BIN)/diffhep info
-	$(BIN)/diffhep fit-alphas --events 20000 --out runs/demo
+	$(BIN)/diffhep fit-alphas --events 100000 --out runs/demo
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

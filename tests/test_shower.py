@@ -667,8 +667,9 @@ def test_jit_eager_and_batch_agree(grid_samples):
 
 @pytest.mark.parametrize("alpha_s", [0.08, 0.2])
 def test_work_queue_cascade_equals_per_event_kernel(alpha_s):
-    """`cascade_structures` (lanes that take the next event when theirs is done) gives
-    every event the structure of the per-event kernel `cascade_structure`: the
+    """`cascade_structures` (64 lanes that take the next event when theirs is done)
+    gives every event the structure of the per-event kernel `cascade_structure` (one
+    lane, one event) under `vmap`: the
     discrete content exactly, the drawn κ, rapidity and corner roots to 1e-12
     (round-off differs with op fusion; measured 3e-13). 64 lanes for 300 events
     refill each lane ≈ 5 times."""

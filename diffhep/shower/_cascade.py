@@ -94,98 +94,10 @@ def slot_uniforms(key: PRNGKeyArray, path: Array, dtype) -> Float[Array, "3"]:
 
 
 def cascade_structure(key: PRNGKeyArray, model: DiscreteQCD) -> Structure:
-    """Which bins of one event emit (no gradients; see module docs)."""
-    model = jax.lax.stop_gradient(model)
-    dtype = model.alpha_s.dtype
-    n_slots = model.capacity - 2
-    depth_max = model.key_depth
-    nb = model.bins_per_side
-    bins = jnp.arange(-nb, nb + 1, dtype=jnp.int32)
-    nbins = bins.shape[0]
-    kc = model.kappa_cut
-    dy = model.delta_y
-
-    def draw(paths, base, a):
-        u = jax.vmap(lambda p: slot_uniforms(key, p, dtype))(paths)
-        return jax.vmap(
-            lambda b, uk, uy: sample_bin(b, base, a, dy, uk, uy, model.frozen_coupling)
-        )(bins, u[:, 0], u[:, 1]), u
-
-    levels = jnp.arange(depth_max)
-
-    def append(st, n, emit, kappa, y, u, w, depth, parent, paths, parent_anc):
-        pos = jnp.where(emit, n + jnp.cumsum(emit, dtype=jnp.int32) - 1, n_slots)
-        put = lambda arr, val: arr.at[pos].set(val, mode="drop")  # noqa: E731
-        n_new = n + jnp.sum(emit, dtype=jnp.int32)
-        anc = jnp.where(levels[None, :] == (depth - 1)[:, None], pos[:, None], parent_anc[None, :])
-        return st._replace(
-            ancestors=put(st.ancestors, anc),
-            valid=put(st.valid, True),
-            bin=put(st.bin, bins),
-            parent=put(st.parent, parent),
-            depth=put(st.depth, depth),
-            path=put(st.path, paths),
-            uniforms=put(st.uniforms, u),
-            corner=put(st.corner, w),
-            kappa=put(st.kappa, kappa),
-            y=put(st.y, y),
-            overflow=st.overflow | (n_new > n_slots),
-        ), jnp.minimum(n_new, n_slots)
-
-    empty = Structure(
-        valid=jnp.zeros(n_slots, bool),
-        bin=jnp.zeros(n_slots, jnp.int32),
-        parent=jnp.full(n_slots, -1, jnp.int32),
-        depth=jnp.zeros(n_slots, jnp.int32),
-        path=jnp.zeros(n_slots, jnp.uint32),
-        uniforms=jnp.full((n_slots, 3), 0.5, dtype),
-        corner=jnp.zeros(n_slots, dtype),
-        kappa=jnp.full(n_slots, -1.0, dtype),
-        y=jnp.zeros(n_slots, dtype),
-        ancestors=jnp.full((n_slots, depth_max), -1, jnp.int32),
-        overflow=jnp.zeros((), bool),
-    )
-
-    # The q q̄ triangle.
-    root_paths = child_path(jnp.uint32(_ROOT_SEED), bins)
-    (kappa, y, w), u = draw(root_paths, model.log_s, model.radiator(fold=False))
-    emit = kappa > kc
-    if model.first_emission_only:
-        hardest = jnp.argmax(jnp.where(emit, kappa, -jnp.inf))
-        emit = emit & (jnp.arange(nbins) == hardest)
-    st, n = append(
-        empty, jnp.zeros((), jnp.int32), emit, kappa, y, u, w,
-        jnp.ones(nbins, jnp.int32), jnp.full(nbins, -1, jnp.int32), root_paths,
-        jnp.full(depth_max, -1, jnp.int32),
-    )
-    if model.first_emission_only:
-        return st
-
-    a_fold = model.radiator(fold=True)
-
-    def cond(carry):
-        i, n, _ = carry
-        return i < n
-
-    def open_fold(carry):
-        i, n, st = carry
-        d = st.depth[i]
-        paths = child_path(st.path[i], bins)
-        (kappa, y, w), u = draw(paths, st.kappa[i], a_fold)
-        emit = kappa > kc
-        # A fold nested deeper than the key can describe cannot be ordered: flag it.
-        too_deep = d >= depth_max
-        st = st._replace(overflow=st.overflow | (too_deep & jnp.any(emit)))
-        emit = emit & ~too_deep
-        st, n = append(
-            st, n, emit, kappa, y, u, w,
-            jnp.full(nbins, d + 1, jnp.int32), jnp.full(nbins, i, jnp.int32), paths,
-            st.ancestors[i],
-        )
-        return i + 1, n, st
-
-    _, _, st = jax.lax.while_loop(cond, open_fold, (jnp.zeros((), jnp.int32), n, st))
-    return st
+    """Which bins of one event emit (no gradients; see module docs): the work queue of
+    `cascade_structures` with one lane and one event, i.e. one triangle per loop
+    iteration, the q q̄ triangle first, then the folds in slot order."""
+    return jax.tree.map(lambda x: x[0], cascade_structures(key[None], model, lanes=1))
 
 
 def emission_values(
@@ -266,13 +178,14 @@ def cascade(key: PRNGKeyArray, model: DiscreteQCD) -> Emissions:
 def cascade_structures(keys: Key[Array, " n"], model: DiscreteQCD, lanes: int = 1024) -> Structure:
     """`cascade_structure` of many events, `keys (N,)` → `Structure` with leading axis N.
 
-    Bitwise the same as `jax.vmap(lambda k: cascade_structure(k, model))(keys)`, but
-    run as a work queue. A vmapped while loop runs every lane until the batch's
-    busiest event is done: the mean event opens ≈ 9 triangles and the busiest of 1024
-    ≈ 30, so 3/4 of that work is padding. Here `lanes` lanes each open one triangle
-    per iteration, and a lane whose event is complete takes the next unstarted event,
-    so the loop runs ≈ Σ(triangles)/lanes iterations. The per-event `Structure` rows
-    are written in place into (N, …) buffers.
+    The same as `jax.vmap(lambda k: cascade_structure(k, model))(keys)` (discrete
+    content exactly, floats to rounding), but run as a work queue. A vmapped while
+    loop runs every lane until the batch's busiest event is done: the mean event
+    opens ≈ 9 triangles and the busiest of 1024 ≈ 30, so 3/4 of that work is padding.
+    Here `lanes` lanes each open one triangle per iteration, and a lane whose event is
+    complete takes the next unstarted event, so the loop runs ≈ Σ(triangles)/lanes
+    iterations. The per-event `Structure` rows are written in place into (N, …)
+    buffers. With `lanes=1` and one event it is the per-event kernel.
     """
     model = jax.lax.stop_gradient(model)
     dtype = model.alpha_s.dtype

@@ -93,6 +93,19 @@ def two_body(rng, parent: np.ndarray, m1: float, m2: float) -> tuple[np.ndarray,
     return lam @ d1, lam @ d2
 
 
+def decay_chain_point(rng) -> np.ndarray:
+    """`(8, 4)` momenta of `g g > t t~, t > b u d~, t~ > b~ d u~` with unequal beams (the
+    system moves along z) and off-shell tops (180, 165 GeV) and Ws (70, 90 GeV)."""
+    e1, e2 = rng.uniform(500, 900, size=2)
+    beams = np.array([[e1, 0, 0, e1], [e2, 0, 0, -e2]])
+    t, tbar = two_body(rng, beams.sum(0), 180.0, 165.0)
+    b, w = two_body(rng, t, M_B, 70.0)
+    u, dbar = two_body(rng, w, 0.0, 0.0)
+    bbar, wm = two_body(rng, tbar, M_B, 90.0)
+    d, ubar = two_body(rng, wm, 0.0, 0.0)
+    return np.stack([beams[0], beams[1], b, u, dbar, bbar, d, ubar])
+
+
 def gg_ttg_on_shell(rng, sqrt_s: float) -> np.ndarray:
     """On-shell `g g > t t~ g`: a random gluon, then t t~ from the recoiling system."""
     e = sqrt_s / 2
@@ -665,17 +678,7 @@ def test_decay_chain_lorentz_invariance(params, rng):
     # Boosts along and rotations about the beam axis keep HELAS's beam-gluon
     # polarisations fixed up to a phase, so they test the (gauge-dependent, Γ_t ≠ 0)
     # chain exactly (tolerance 1e-10). Generic kinematics: tops and Ws off shell.
-    events = []
-    for _ in range(4):
-        e1, e2 = rng.uniform(500, 900, size=2)  # unequal beams: the system moves along z
-        beams = np.array([[e1, 0, 0, e1], [e2, 0, 0, -e2]])
-        t, tbar = two_body(rng, beams.sum(0), 180.0, 165.0)
-        b, w = two_body(rng, t, M_B, 70.0)
-        u, dbar = two_body(rng, w, 0.0, 0.0)
-        bbar, wm = two_body(rng, tbar, M_B, 90.0)
-        d, ubar = two_body(rng, wm, 0.0, 0.0)
-        events.append(np.stack([beams[0], beams[1], b, u, dbar, bbar, d, ubar]))
-    events = np.stack(events)
+    events = np.stack([decay_chain_point(rng) for _ in range(4)])
     lam = np.eye(4)
     phi = 1.1
     lam[1:3, 1:3] = [[math.cos(phi), -math.sin(phi)], [math.sin(phi), math.cos(phi)]]

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_me import M_B, M_TOP, boost_matrix, gg_ttg_on_shell, two_body, two_to_two
+from test_me import M_TOP, boost_matrix, decay_chain_point, gg_ttg_on_shell, two_to_two
 
 import diffhep.me as me
 from diffhep.me import _qcd
@@ -51,17 +51,7 @@ def _points(process: str, rng, n: int = 4) -> np.ndarray:
     if process in ("g g > t t~ g", "u u~ > t t~ g"):
         return np.stack([gg_ttg_on_shell(rng, rng.uniform(600, 2000)) for _ in range(n)])
     if process == DECAY_CHAIN:
-        events = []
-        for _ in range(n):
-            e1, e2 = rng.uniform(500, 900, size=2)
-            beams = np.array([[e1, 0, 0, e1], [e2, 0, 0, -e2]])
-            t, tbar = two_body(rng, beams.sum(0), 180.0, 165.0)
-            b, w = two_body(rng, t, M_B, 70.0)
-            u, dbar = two_body(rng, w, 0.0, 0.0)
-            bbar, wm = two_body(rng, tbar, M_B, 90.0)
-            d, ubar = two_body(rng, wm, 0.0, 0.0)
-            events.append(np.stack([beams[0], beams[1], b, u, dbar, bbar, d, ubar]))
-        return np.stack(events)
+        return np.stack([decay_chain_point(rng) for _ in range(n)])
     mass = M_TOP if "t" in process.split(">")[1] else 0.0
     return np.stack(
         [two_to_two(rng.uniform(400, 2000), rng.uniform(-1, 1), mass, rng.uniform(0, 2 * np.pi)) for _ in range(n)]

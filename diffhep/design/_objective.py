@@ -16,7 +16,6 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from jax.scipy.special import ndtr
 from jaxtyping import Array, PRNGKeyArray
 
 from .. import observables, shower
@@ -221,10 +220,7 @@ def alphas_uncertainty(params: DetectorParams, s: Sample, problem: DesignProblem
 
     def per_event(mom, w):
         tau, selected = _tau(params, s, mom, w)
-        cdf = ndtr((edges[None, :] - tau[:, None]) / h)
-        # outer bins take the under- and overflow
-        cdf = cdf.at[:, 0].set(0.0).at[:, -1].set(1.0)
-        return (w * selected)[:, None] * (cdf[:, 1:] - cdf[:, :-1])
+        return (w * selected)[:, None] * observables.soft_bin_weights(tau, edges, h, flow=True)
 
     # The shape information is invariant under ν → c(α_s) ν, so the α_s-dependence of
     # the normalisation Σw may be dropped from the tangent.

@@ -7,7 +7,7 @@ what is exact and where kinks lie).
 
 from ._buckets import MultiplicityBuckets as MultiplicityBuckets
 from ._durham import durham_y23 as durham_y23
-from ._histogram import soft_histogram as soft_histogram
+from ._histogram import soft_bin_weights as soft_bin_weights, soft_histogram as soft_histogram
 from ._shapes import (
     aplanarity as aplanarity,
     c_parameter as c_parameter,

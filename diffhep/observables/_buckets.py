@@ -103,7 +103,7 @@ class MultiplicityBuckets(eqx.Module):
         """`fn(momenta, mask)` for the batch, bucket by bucket. `fn` maps
         `(k, n, 4), (k, n)` to `(k,)`; the result has shape `(n_events,)`."""
         momenta, mask = self._check(momenta, mask)
-        parts = [self._per_share(_bucket_dense, fn, size)(idx, self.order, momenta, mask)
+        parts = [_per_share(_bucket_dense, fn, size, self.shards)(idx, self.order, momenta, mask)
                  for size, idx in zip(self.sizes, self.index)]
         return sum(parts[1:], parts[0])
 
@@ -122,9 +122,6 @@ class MultiplicityBuckets(eqx.Module):
             out = vals if out is None else out + vals
             dout = dvals if dout is None else dout + dvals
         return out, dout
-
-    def _per_share(self, kernel, fn, size):
-        return _per_share(kernel, fn, size, self.shards)
 
     def _check(self, momenta: ArrayLike, mask: ArrayLike) -> tuple[Array, Array]:
         momenta = jnp.asarray(momenta)

@@ -133,9 +133,10 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
         device = f"{env['platform']}: {env['device_kind']}"
         if env["platform"] == "cpu":
             device = f"cpu: {env['cpu_model']} ({env['cpu_count']} cores)"
+        peer_rate = "–" if s["peer_events_per_s"] is None else f"{s['peer_events_per_s']:.3g}"
+        ratio = "–" if s["ratio"] is None else f"{s['ratio']:.3g}"
         rows.append(
             f"| {r['benchmark']} | {device} | {s['diffhep_events_per_s']:.3g} "
-            f"| {s['diffhep_compile_s']:.2f} | {s['peer']} | {s['peer_events_per_s']:.3g} "
-            f"| {s['ratio']:.3g} | {env['date'][:10]} |"
+            f"| {s['diffhep_compile_s']:.2f} | {s['peer']} | {peer_rate} | {ratio} | {env['date'][:10]} |"
         )
     return "\n".join(rows)

@@ -45,6 +45,8 @@ CUDACPP = {
     "g g > t t~": {"1 thread AVX-512": 1.08e6, "2 cores AVX-512/256": 2.17e6, "1 thread scalar": 3.5e5},
     "g g > t t~ g g": {"1 thread AVX-512/512": 2.0e4, "2 cores AVX-512/256": 3.1e4, "1 thread scalar": 3.5e3},
 }
+# The same on an H100 (ANCHORS.md): the peer of a GPU run.
+CUDACPP_H100 = {"g g > t t~": {"fp64": 2.45e8, "fp32": 6.75e8}, "g g > t t~ g g": {"fp64": 1.6e6}}
 DECAY_CHAIN = "g g > t t~, t > b u d~, t~ > b~ d u~"
 
 
@@ -179,17 +181,30 @@ def compile_time_fresh(process: str, gradient: bool, batch: int = 64, wrt: str =
 def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[str, Any]:
     # float64 for this benchmark (the library never flips this flag).
     jax.config.update("jax_enable_x64", True)
-    # (process, batch, gradient). g g > t t~ g g and the gradients at smaller batches:
-    # larger ones take minutes per call on this 2-core CPU.
-    cases = [
-        ("g g > t t~", 10_000, False), ("g g > t t~", 100_000, False), ("g g > t t~", 10_000, True),
-        ("g g > t t~ g g", 1_000, False), ("g g > t t~ g g", 100, True),
-        (DECAY_CHAIN, 10_000, False), (DECAY_CHAIN, 100_000, False), (DECAY_CHAIN, 10_000, True),
-    ]  # fmt: skip
+    accelerator = jax.default_backend() != "cpu"
     import diffhep.me as me
 
-    compile_cases = [(p, g, "both") for p in me.processes() for g in (False, True)]
-    compile_cases += [(DECAY_CHAIN, True, "momenta"), (DECAY_CHAIN, True, "params")]
+    if accelerator:
+        # A GPU needs ≳ 10⁶ events in flight; the fresh-process compile rows are the
+        # CPU's question (the decay chain's < 10 s) and would cost minutes of device time.
+        cases = [
+            ("g g > t t~", 1_000_000, False), ("g g > t t~", 1_000_000, True),
+            ("g g > t t~ g g", 10_000, False), ("g g > t t~ g g", 10_000, True),
+            (DECAY_CHAIN, 1_000_000, False), (DECAY_CHAIN, 100_000, True),
+        ]  # fmt: skip
+        f32_cases = [("g g > t t~", 1_000_000, False), ("g g > t t~ g g", 10_000, False)]
+        compile_cases = []
+    else:
+        # (process, batch, gradient). g g > t t~ g g and the gradients at smaller
+        # batches: larger ones take minutes per call on this 2-core CPU.
+        cases = [
+            ("g g > t t~", 10_000, False), ("g g > t t~", 100_000, False), ("g g > t t~", 10_000, True),
+            ("g g > t t~ g g", 1_000, False), ("g g > t t~ g g", 100, True),
+            (DECAY_CHAIN, 10_000, False), (DECAY_CHAIN, 100_000, False), (DECAY_CHAIN, 10_000, True),
+        ]  # fmt: skip
+        f32_cases = [("g g > t t~", 100_000, False)]
+        compile_cases = [(p, g, "both") for p in me.processes() for g in (False, True)]
+        compile_cases += [(DECAY_CHAIN, True, "momenta"), (DECAY_CHAIN, True, "params")]
     compile_rows = []
     for process, gradient, wrt in compile_cases:
         compile_rows.append(compile_time_fresh(process, gradient, wrt=wrt))
@@ -209,10 +224,13 @@ def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[st
             flush=True,
         )
     if float32:
-        for process, n in (("g g > t t~", 100_000),):
-            rows.append(_bench_one(process, n, jnp.float32, repeats, seed, False))
+        for process, n, gradient in f32_cases:
+            rows.append(_bench_one(process, n, jnp.float32, repeats, seed, gradient))
             r = rows[-1]
-            print(f"  {process!r} n={n} f32: compile {r['compile_s']:.2f} s, {r['events_per_s']:.3g}/s", flush=True)
+            print(
+                f"  {process!r} n={n} grad={gradient} f32: compile {r['compile_s']:.2f} s, {r['events_per_s']:.3g}/s",
+                flush=True,
+            )
 
     def best(process: str, gradient: bool = False, dtype: str = "float64") -> dict[str, Any]:
         sel = [r for r in rows if r["process"] == process and r["gradient"] == gradient and r["dtype"] == dtype]
@@ -220,12 +238,16 @@ def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[st
 
     ttgg = best("g g > t t~ g g")
     # The peer on as many cores as this run had: pinned to one core (taskset), the
-    # 1-thread AVX-512 anchors; otherwise the 2-core ones.
+    # 1-thread AVX-512 anchors; otherwise the 2-core ones. On a GPU, CUDACPP on the H100.
     one_core = hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) == 1
-    peer_key = {"g g > t t~": "1 thread AVX-512", "g g > t t~ g g": "1 thread AVX-512/512"} if one_core else {
-        "g g > t t~": "2 cores AVX-512/256", "g g > t t~ g g": "2 cores AVX-512/256"
-    }
-    peer = {proc: CUDACPP[proc][key] for proc, key in peer_key.items()}
+    if accelerator:
+        peer_key = {"g g > t t~": "H100 fp64", "g g > t t~ g g": "H100 fp64"}
+        peer = {proc: CUDACPP_H100[proc]["fp64"] for proc in peer_key}
+    else:
+        peer_key = {"g g > t t~": "1 thread AVX-512", "g g > t t~ g g": "1 thread AVX-512/512"} if one_core else {
+            "g g > t t~": "2 cores AVX-512/256", "g g > t t~ g g": "2 cores AVX-512/256"
+        }
+        peer = {proc: CUDACPP[proc][key] for proc, key in peer_key.items()}
     peer_rate = peer["g g > t t~ g g"]
     return {
         "settings": {
@@ -242,7 +264,7 @@ def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[st
         },
         "rows": rows,
         "compile_rows": compile_rows,
-        "cudacpp_anchors_per_s": CUDACPP,
+        "cudacpp_anchors_per_s": CUDACPP_H100 if accelerator else CUDACPP,
         "cudacpp_peer_same_cores": peer_key,
         "ratios_vs_cudacpp_same_cores": {
             "g g > t t~ value": best("g g > t t~")["events_per_s"] / peer["g g > t t~"],

@@ -25,6 +25,7 @@ BENCHMARKS = {
     "shower": "bench_shower",
     "me": "bench_me",
     "detector": "bench_detector",
+    "mtop": "bench_mtop",
 }
 
 
@@ -36,7 +37,7 @@ def run_one(name: str) -> Path:
     print(
         f"{name}: diffhep {s['diffhep_events_per_s']:.4g} events/s "
         f"(compile ≈ {s['diffhep_compile_s']:.2f} s), "
-        f"{s['peer']} {s['peer_events_per_s']:.4g} events/s, ratio {s['ratio']:.3g} -> {path}"
+        f"{s['peer']} {s['peer_events_per_s']} events/s, ratio {s['ratio']} -> {path}"
     )
     return path
 

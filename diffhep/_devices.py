@@ -11,6 +11,7 @@ batch that the devices do not divide, everything runs unsharded.
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -58,6 +59,39 @@ def cpu_devices_flag(n: int | None = None) -> None:
     if n is None:
         n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     os.environ["XLA_FLAGS"] = f"{flags} {_FLAG}={int(n)}".strip()
+
+
+class WorkSizes(NamedTuple):
+    """Batch sizes of the sequential loops over events, per backend."""
+
+    cascade_lanes: int
+    """Work-queue lanes of `shower.cascade_structures`."""
+    steps_batch: int
+    """Events per `lax.map` step of the shower's colour ordering."""
+    realize_chunk: int
+    """Events per chunk of `shower.realize`."""
+    me_lanes: int
+    """Helicity × colour × call lanes per chunk of `me.matrix_element`."""
+    me_max_chunk: int
+    """Events per chunk of `me.matrix_element`, at most."""
+    mtop_batch: int
+    """Events per `lax.map` step of the top-mass likelihood (12 × n_int points each)."""
+
+
+# A CPU core wants small batches that stay in cache (these were tuned on a 2-core
+# Xeon: 4x over one big vmap for the cascade); a GPU wants ≳ 10⁵ threads in flight
+# per kernel and pays a launch per loop iteration, so it gets batches 64-128x larger.
+_CPU_SIZES = WorkSizes(
+    cascade_lanes=1024, steps_batch=1024, realize_chunk=512, me_lanes=2**19, me_max_chunk=16384, mtop_batch=8
+)
+_ACCELERATOR_SIZES = WorkSizes(
+    cascade_lanes=2**17, steps_batch=2**16, realize_chunk=2**16, me_lanes=2**22, me_max_chunk=2**17, mtop_batch=1024
+)
+
+
+def work_sizes() -> WorkSizes:
+    """The `WorkSizes` of the default backend (read at trace time)."""
+    return _CPU_SIZES if jax.default_backend() == "cpu" else _ACCELERATOR_SIZES
 
 
 def device_label() -> str:

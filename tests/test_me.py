@@ -741,7 +741,8 @@ def test_chunked_batches_match_vmap(params, monkeypatch, rng):
     momenta = _on_shell_points("u u~ > t t~", rng, 13) @ random_rotation(rng).T
     reference = np.asarray(jax.jit(jax.vmap(lambda q: matrix_element_kernel(process, q, params)))(jnp.asarray(momenta)))
     momenta = jnp.asarray(momenta)
-    monkeypatch.setattr(_api, "_LANES_PER_CHUNK", 16 * 1 * len(process.calls) * 4)
+    sizes = _api.work_sizes()._replace(me_lanes=16 * 1 * len(process.calls) * 4)
+    monkeypatch.setattr(_api, "work_sizes", lambda: sizes)
     assert _api.chunk_size(process) == 8  # the floor
     chunked = me.matrix_element("u u~ > t t~", momenta, params)
     np.testing.assert_allclose(np.asarray(chunked), reference, rtol=1e-14, atol=0)

@@ -531,12 +531,16 @@ class MtopLikelihood:
     `nll(mt)`: the negative log-likelihood (scalar; units of ln L). `nll_derivs(mt)` →
     (−ln L, d/dm_t, d²/dm_t²) by forward-over-forward mode. `per_event(mt)`: `(n,)`
     per-event log densities without −ln σ. Events are processed in chunks
-    (`lax.map`) to bound memory; the compiled functions are shared by all likelihoods
-    with the same configuration and number of events.
+    (`lax.map`, `batch_size` at a time; default the backend's, 8 on a CPU) to bound
+    memory; the compiled functions are shared by all likelihoods with the same
+    configuration and number of events.
     """
 
-    def __init__(self, jets: np.ndarray, cfg: MtopConfig, ctx, key: jax.Array, batch_size: int = 8):
+    def __init__(self, jets: np.ndarray, cfg: MtopConfig, ctx, key: jax.Array, batch_size: int | None = None):
+        from .._devices import work_sizes
         from ..pdf import sobol_uniforms
+
+        batch_size = work_sizes().mtop_batch if batch_size is None else int(batch_size)
 
         if cfg.n_int < 16 or cfg.n_int % 16:
             raise ValueError(f"n_int = {cfg.n_int} must be a positive multiple of 16 (two channels for each of 4 resonances)")

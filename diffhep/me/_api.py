@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from .._devices import work_sizes
 from ._params import SMParameters
 from ._process import Process, matrix_element_kernel, parse_process
 from ._sm_processes import SM_PROCESSES, generated_processes
@@ -37,15 +38,15 @@ def get_process(process: str) -> Process:
         raise ValueError(f"unknown process {process!r}; known processes: {known}") from None
 
 
-# Helicity × colour-flow × call "lanes" of one chunk of events: bounds the memory of
-# the intermediate wavefunctions (g g > t t~ g g has 64 × 24 × 37 lanes per event).
-_LANES_PER_CHUNK = 2**19
-
-
 def chunk_size(process: Process) -> int:
-    """Events per `lax.map` step for `process` (all events at once if fewer)."""
+    """Events per `lax.map` step for `process` (all events at once if fewer).
+
+    The helicity × colour-flow × call "lanes" of one chunk bound the memory of the
+    intermediate wavefunctions (g g > t t~ g g has 64 × 24 × 37 lanes per event); the
+    bound is the backend's (`_devices.work_sizes`: 2¹⁹ lanes on a CPU)."""
+    sizes = work_sizes()
     lanes = len(process.helicities()) * max(1, len(process.permutations)) * len(process.calls)
-    return int(min(16384, max(8, _LANES_PER_CHUNK // lanes)))
+    return int(min(sizes.me_max_chunk, max(8, sizes.me_lanes // lanes)))
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Bool, Float, Int, Key, PRNGKeyArray, UInt
 
+from .._devices import work_sizes
 from ._lund import sample_bin
 from ._model import DiscreteQCD
 
@@ -175,7 +176,7 @@ def cascade(key: PRNGKeyArray, model: DiscreteQCD) -> Emissions:
     return emission_values(model, cascade_structure(key, model))
 
 
-def cascade_structures(keys: Key[Array, " n"], model: DiscreteQCD, lanes: int = 1024) -> Structure:
+def cascade_structures(keys: Key[Array, " n"], model: DiscreteQCD, lanes: int | None = None) -> Structure:
     """`cascade_structure` of many events, `keys (N,)` → `Structure` with leading axis N.
 
     The same as `jax.vmap(lambda k: cascade_structure(k, model))(keys)` (discrete
@@ -185,7 +186,8 @@ def cascade_structures(keys: Key[Array, " n"], model: DiscreteQCD, lanes: int = 
     Here `lanes` lanes each open one triangle per iteration, and a lane whose event is
     complete takes the next unstarted event, so the loop runs ≈ Σ(triangles)/lanes
     iterations. The per-event `Structure` rows are written in place into (N, …)
-    buffers. With `lanes=1` and one event it is the per-event kernel.
+    buffers. With `lanes=1` and one event it is the per-event kernel. The default
+    `lanes` is the backend's (`_devices.work_sizes`: 1024 on a CPU).
     """
     model = jax.lax.stop_gradient(model)
     dtype = model.alpha_s.dtype
@@ -195,7 +197,7 @@ def cascade_structures(keys: Key[Array, " n"], model: DiscreteQCD, lanes: int = 
     nb = model.bins_per_side
     bins = jnp.arange(-nb, nb + 1, dtype=jnp.int32)
     nbins = bins.shape[0]
-    lanes = int(min(lanes, n_ev))
+    lanes = int(min(work_sizes().cascade_lanes if lanes is None else lanes, n_ev))
     kc = model.kappa_cut
     big_l = model.log_s
     a_root, a_fold = model.radiator(fold=False), model.radiator(fold=True)

@@ -12,7 +12,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._devices import n_shards, over_events
+from .._devices import n_shards, over_events, work_sizes
 from .._events import Events
 from .._safe import safe_sqrt
 from ._cascade import (
@@ -322,7 +322,8 @@ def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int) -> Step
             return colour_steps(model, emission_order_values(model, s), n_used)
 
         st = jax.tree.map(lambda x: x[order], st)
-        steps = jax.lax.map(one, st, batch_size=1024) if order.shape[0] > 1024 else jax.vmap(one)(st)
+        batch = work_sizes().steps_batch
+        steps = jax.lax.map(one, st, batch_size=batch) if order.shape[0] > batch else jax.vmap(one)(st)
         return jax.tree.map(lambda x: jnp.zeros_like(x).at[order].set(x), steps)
 
     # `order` sorts each device's share of the events (local indices).
@@ -380,15 +381,16 @@ def _realize_local(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
     return jax.tree.map(lambda x: x.reshape((n_chunks * chunk,) + x.shape[2:])[inverse], out)
 
 
-def realize(lay: Layout, model: DiscreteQCD, chunk: int = 512) -> tuple[Events, Bool[Array, " n"]]:
+def realize(lay: Layout, model: DiscreteQCD, chunk: int | None = None) -> tuple[Events, Bool[Array, " n"]]:
     """Momenta and weights of the events in `lay` at `model`, differentiably.
 
     `model` must have the parameters `lay` was made with (up to the derivative:
     `jax.grad` of a function of `realize(lay, model)` with respect to `model` is the
-    pathwise derivative). Events are processed `chunk` at a time to bound memory.
+    pathwise derivative). Events are processed `chunk` at a time to bound memory
+    (default: the backend's, `_devices.work_sizes`: 512 on a CPU; 0 = all at once).
     Returns `(Events, overflow)`.
     """
-    out = _realize_arrays(lay, model, int(chunk))
+    out = _realize_arrays(lay, model, int(work_sizes().realize_chunk if chunk is None else chunk))
     return Events(out.momenta, out.mask, out.pdg, out.weight), out.overflow
 
 

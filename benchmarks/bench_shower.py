@@ -24,7 +24,7 @@ by `pythia8mc.Thrust(1).analyze(event)`; run before and after the diffhep worker
 the CPU's on a GPU machine where pythia8mc is missing).
 
     python benchmarks/bench_shower.py                    # CPU: -> results/shower-cpu.json
-    python benchmarks/bench_shower.py --sizes 1e3,1e4,1e5,1e6 --no-single-thread \\
+    python benchmarks/bench_shower.py --sizes 1e6,2e6 --no-single-thread --no-cpu-devices \\
         --no-peer --peer-from benchmarks/results/shower-cpu.json --out $OUT   # GPU
 """
 
@@ -344,6 +344,7 @@ def run(
     large: int = 100_000,
     seed: int = 20261125,
     alpha_s: float = 0.118,
+    cpu_devices: bool = True,
 ) -> dict[str, Any]:
     args = argparse.Namespace(
         repeats=repeats, repeats_large=repeats_large, large=large, seed=seed, alpha_s=alpha_s
@@ -356,7 +357,7 @@ def run(
     workers = []
     cores = len(os.sched_getaffinity(0))
     for dtype in dtypes:
-        if cores > 1:
+        if cores > 1 and cpu_devices:
             workers.append(_run_worker(dtype, list(sizes), False, args, devices=cores))
         workers.append(_run_worker(dtype, list(sizes), False, args))
     if single_thread_sizes:
@@ -465,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--single-thread-sizes", type=_ints, default=[1_000, 10_000])
     parser.add_argument("--no-single-thread", action="store_true", help="skip the one-core runs")
     parser.add_argument("--n-peer", type=int, default=20_000)
+    parser.add_argument(
+        "--no-cpu-devices", action="store_true", help="skip the run with one XLA CPU device per core (on a GPU)"
+    )
     parser.add_argument("--no-peer", action="store_true", help="do not run Pythia (no pythia8mc needed)")
     parser.add_argument("--peer-from", help="result JSON whose Pythia figures to reuse with --no-peer")
     parser.add_argument("--repeats", type=int, default=5)
@@ -498,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         large=args.large,
         seed=args.seed,
         alpha_s=args.alpha_s,
+        cpu_devices=not args.no_cpu_devices,
     )
     path = write_result("shower", result)
     if args.out:

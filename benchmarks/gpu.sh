@@ -13,7 +13,7 @@ python3 -c "import jax, diffhep; print('jax', jax.__version__, jax.devices())"
 for part in $parts; do
   start=$(date +%s)
   case $part in
-    shower) timeout 300 python3 benchmarks/bench_shower.py --sizes 1e6 --dtypes float64,float32 \
+    shower) timeout 300 python3 benchmarks/bench_shower.py --sizes 1e6,2e6 --dtypes float64,float32 --no-cpu-devices \
               --no-single-thread --no-peer --peer-from benchmarks/results/shower-cpu.json \
               --repeats 3 --repeats-large 3 --out "$out" 2>&1 | tee "$out/shower.log" ;;
     me) timeout 280 python3 benchmarks/run.py me 2>&1 | tee "$out/me.log"

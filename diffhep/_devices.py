@@ -76,22 +76,40 @@ class WorkSizes(NamedTuple):
     """Events per chunk of `me.matrix_element`, at most."""
     mtop_batch: int
     """Events per `lax.map` step of the top-mass likelihood (12 × n_int points each)."""
+    observable_scale: int
+    """Factor on the per-step event chunks of the O(n²)–O(n³) event shapes."""
 
 
 # A CPU core wants small batches that stay in cache (these were tuned on a 2-core
 # Xeon: 4x over one big vmap for the cascade); a GPU wants ≳ 10⁵ threads in flight
 # per kernel and pays a launch per loop iteration, so it gets batches 64-128x larger.
 _CPU_SIZES = WorkSizes(
-    cascade_lanes=1024, steps_batch=1024, realize_chunk=512, me_lanes=2**19, me_max_chunk=16384, mtop_batch=8
+    cascade_lanes=1024, steps_batch=1024, realize_chunk=512, me_lanes=2**19, me_max_chunk=16384, mtop_batch=8, observable_scale=1
 )
 _ACCELERATOR_SIZES = WorkSizes(
-    cascade_lanes=2**17, steps_batch=2**16, realize_chunk=2**16, me_lanes=2**22, me_max_chunk=2**17, mtop_batch=1024
+    cascade_lanes=2**17,
+    steps_batch=2**16,
+    realize_chunk=2**16,
+    me_lanes=2**22,
+    me_max_chunk=2**17,
+    mtop_batch=1024,
+    observable_scale=32,
 )
 
 
 def work_sizes() -> WorkSizes:
     """The `WorkSizes` of the default backend (read at trace time)."""
     return _CPU_SIZES if jax.default_backend() == "cpu" else _ACCELERATOR_SIZES
+
+
+def observable_chunk(chunk: int, n: int) -> int:
+    """Events per step of an event-shape kernel written for `chunk` events on a CPU,
+    on the default backend, for events of `n` slots: ×`observable_scale`, but at
+    most ≈ 2²⁸ elements of the O(n³) intermediates (2 GiB in float64) per step."""
+    scale = work_sizes().observable_scale
+    if scale == 1 or not chunk:
+        return chunk
+    return int(min(chunk * scale, max(chunk, 2**28 // max(n, 1) ** 3)))
 
 
 def device_label() -> str:

@@ -100,3 +100,24 @@ def test_buckets_shard_errors():
     assert b.rows == {4: 8}  # 5 events per share, rounded up to 8 rows
     with pytest.raises(ValueError, match="built for 2 shares, but the events are split over 1 device"):
         b.apply(lambda p, m: jnp.sum(p[..., 0], axis=-1), jnp.ones((10, 4, 4)), mask)
+
+
+def test_work_sizes_per_backend(monkeypatch):
+    # The CPU keeps the chunk sizes the kernels were tuned with; an accelerator takes
+    # 32x larger event-shape steps, capped at ≈ 2²⁸ elements of O(n³) intermediates.
+    from diffhep import _devices
+    from diffhep.observables import thrust
+
+    assert _devices.work_sizes() == _devices._CPU_SIZES  # the tests run on the CPU
+    assert _devices.observable_chunk(512, 24) == 512
+    monkeypatch.setattr(_devices, "work_sizes", lambda: _devices._ACCELERATOR_SIZES)
+    assert _devices.observable_chunk(512, 24) == 512 * 32
+    assert _devices.observable_chunk(512, 64) == 2**28 // 64**3
+    assert _devices.observable_chunk(512, 256) == 512  # never below the CPU's
+    assert _devices.observable_chunk(0, 24) == 0  # 0 = no chunking, everywhere
+    # Results do not depend on the step size: 600 events in one step vs 512 + 88.
+    p = np.random.default_rng(3).normal(size=(600, 12, 4))
+    p[..., 0] = np.linalg.norm(p[..., 1:], axis=-1)
+    big = np.asarray(thrust(p))
+    monkeypatch.setattr(_devices, "work_sizes", lambda: _devices._CPU_SIZES)
+    np.testing.assert_allclose(big, np.asarray(thrust(p)), rtol=1e-14)

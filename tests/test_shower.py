@@ -737,3 +737,28 @@ def test_physics_sanity(grid_samples):
     assert 0.05 <= one_t <= 0.07, one_t
     # ⟨1−T⟩ grows with α_s (common random numbers across α_s).
     assert means[0.08][0] < means[0.118][0] < means[0.2][0], means
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_dipole_emission_near_collinear_dipole(dtype):
+    # A dipole whose mass is below round-off of its energy (m²/E² = 4e-10: exact in
+    # float64 terms, zero in float32 ones) must not reach the boost to its rest frame
+    # with |β| ≥ 1 (a float32 shower of 1e6 events stopped on this); it is returned
+    # unchanged with a zero gluon, like an exactly collinear one.
+    from diffhep.shower._kinematics import dipole_emission
+
+    e, theta = 45.0, 4e-5
+    pa = jnp.asarray([e, 0.0, 0.0, e], dtype)
+    pb = jnp.asarray([e, e * math.sin(theta), 0.0, e * math.cos(theta)], dtype)
+    kt = 0.25 * 2.0 * e * math.sin(theta / 2)  # inside the dipole's phase space at y = 0.3
+    out = jax.jit(dipole_emission)(pa, pb, jnp.asarray(kt, dtype), jnp.asarray(0.3, dtype), jnp.asarray(0.3, dtype))
+    for x in out:
+        assert bool(jnp.all(jnp.isfinite(x)))
+    if dtype == jnp.float32:
+        np.testing.assert_array_equal(np.asarray(out[0]), np.asarray(pa))
+        np.testing.assert_array_equal(np.asarray(out[1]), 0.0)
+    else:  # float64 resolves this dipole: a real emission
+        assert float(out[1][0]) > 0.0
+    # Conservation to γ² ε (γ = E/m = 5e4 here; a shower dipole that can radiate has
+    # m ≥ 2 k⊥,min, so γ ≲ 100 at LEP and conservation holds to 1e-12 there).
+    np.testing.assert_allclose(np.asarray(out[0] + out[1] + out[2]), np.asarray(pa + pb), rtol=1e-6, atol=1e-6 * 2 * e)

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
+from .._devices import observable_chunk
 from .._events import check_finite, check_momenta
 
 
@@ -26,8 +27,9 @@ def batched(
 ):
     """Apply a one-event `kernel(p (n,4), mask (n,))` over the leading batch axes.
 
-    With `chunk > 0`, events are processed `chunk` at a time (`lax.map` with
-    `batch_size`), bounding memory for kernels with `O(n²)` intermediates.
+    With `chunk > 0`, events are processed `chunk` at a time on a CPU (`lax.map` with
+    `batch_size`), bounding memory for kernels with `O(n²)` intermediates; a GPU takes
+    larger steps (`_devices.observable_chunk`).
     """
     p, m = prepare(momenta, mask, name)
     batch = p.shape[:-2]
@@ -35,6 +37,7 @@ def batched(
         return kernel(p, m)
     pf = p.reshape((-1,) + p.shape[-2:])
     mf = m.reshape((-1,) + m.shape[-1:])
+    chunk = observable_chunk(chunk, pf.shape[-2])
     if chunk and pf.shape[0] > chunk:
         out = jax.lax.map(lambda a: kernel(*a), (pf, mf), batch_size=chunk)
     else:

@@ -104,7 +104,11 @@ def dipole_emission(
     q_raw = pa + pb
     # A dipole of vanishing mass (two exactly collinear partons) cannot radiate: keep
     # it unchanged and give the gluon zero momentum (double-where keeps it NaN-free).
-    ok = mass2(q_raw) > 1e-12 * q_raw[0] ** 2
+    # "Vanishing" is relative to the precision: the boost to the dipole frame needs
+    # 1 − β² = m²/E² well above round-off (float32: m ≳ 0.01 E, below the 2 k⊥,min
+    # that any emission needs at LEP energies; float64: m ≳ 1e-6 E).
+    tiny = max(1e-12, 1e3 * float(jnp.finfo(q_raw.dtype).eps))
+    ok = mass2(q_raw) > tiny * q_raw[0] ** 2
     q = jnp.where(ok, q_raw, jnp.array([1.0, 0.0, 0.0, 0.0], q_raw.dtype))
     pa_in, pb_in = pa, pb
     pa = jnp.where(ok, pa, jnp.array([0.5, 0.0, 0.0, 0.5], q_raw.dtype))

@@ -175,6 +175,28 @@ def test_thrust_matches_brute_force(rng, kind, n):
     np.testing.assert_allclose(thrust(p), brute_thrust(p), rtol=1e-12)
 
 
+def test_thrust_generic_chunks_and_degenerate_fallback(rng, monkeypatch):
+    # Chunks of 8 events: generic chunks use the one-table enumeration, a chunk with
+    # one exactly planar event falls back to the full one for the whole chunk. Signs
+    # (hence T) equal the per-event full enumeration's, and T equals brute force.
+    from diffhep.observables import _thrust
+
+    monkeypatch.setattr(_thrust, "_CHUNK", 8)
+    n = N_PARTICLES
+    generic = random_events(rng, 20, n, "generic")
+    planar = random_events(rng, 3, n, "planar")
+    p = np.concatenate([generic[:9], planar[:1], generic[9:], planar[1:]])  # 23 events
+    p3 = jnp.asarray(p[..., 1:])
+    full = np.asarray(jax.vmap(_thrust._thrust_signs)(p3))
+    _, degenerate = jax.vmap(_thrust._thrust_signs_generic)(p3)
+    np.testing.assert_array_equal(np.asarray(degenerate), [False] * 9 + [True] + [False] * 11 + [True] * 2)
+    t = np.asarray(jax.jit(O.thrust)(p))
+    expected = jax.jit(jax.vmap(_thrust._thrust_from_signs))(jnp.asarray(p), jnp.asarray(full))[0]
+    # Equal signs: T equal to round-off (another sign would move T by ~|p⃗_i|/Σ|p⃗|).
+    np.testing.assert_allclose(t, np.asarray(expected), rtol=1e-15, atol=0)
+    np.testing.assert_allclose(t, brute_thrust(p), rtol=1e-12)
+
+
 def test_thrust_axis_properties(rng):
     p = random_events(rng, N_EVENTS, N_PARTICLES)
     t, axis = thrust_and_axis(p)

@@ -18,7 +18,11 @@ for exactly coplanar or collinear momenta (e.g. events in the x–y plane), wher
 assigning on-plane particles an arbitrary side would miss the maximum. We also try
 the `N` axes along the particles themselves, which covers single-particle events.
 Any sign choice gives a lower bound, so extra candidates never overestimate.
-Cost `O(N³)`, done as matrix products.
+Cost `O(N³)`, done as matrix products. For generic momenta no particle other than
+`j` and `k` lies exactly on a candidate plane, and the tilt and collinear terms reduce
+to `−p⃗_k` and `+p⃗_j`: a chunk of events is first enumerated that way (one sign table
+per pair instead of three), and again in full only if one of its events has a particle
+exactly on a plane (flagged exactly, so the result is the same).
 
 **Derivative.** With the winning hemisphere assignment `ε_i = ±1` held fixed,
 `T = |Σ ε_i p⃗_i| / Σ|p⃗_i|` exactly. We evaluate that expression with `ε` under
@@ -34,35 +38,29 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
 
 from .._safe import safe_div, safe_norm
-from ._common import batched
+from .._devices import observable_chunk
+from ._common import prepare
 
 
-def _thrust_signs(p3: Array) -> Array:
-    """Hemisphere signs `ε` `(n,)` of the exact thrust axis for one event's `(n, 3)`."""
+def _planes(p3: Array):
+    """Candidate planes span(p⃗_j, p⃗_k) for every pair j < k (static indices) and the
+    side `(pairs, n)` of each particle off the plane (0 on it; j and k are set to 0
+    explicitly, as their computed sides are round-off)."""
     n = p3.shape[0]
-    # Candidate planes span(p_j, p_k) for every pair j < k (static indices).
     j, k = np.triu_indices(n, 1)
     slot = np.arange(n)[None, :]
     is_j = slot == j[:, None]  # (pairs, n), static
     is_k = slot == k[:, None]
     pj, pk = p3[j], p3[k]
     normal = jnp.cross(pj, pk)
-    # Side of each particle off the plane; j and k lie on it by construction (set
-    # explicitly: their computed sides are round-off).
-    side = jnp.where(is_j | is_k, 0.0, jnp.sign(normal @ p3.T))  # (pairs, n)
-    # On the plane: side under a small tilt about p_j, sign((p_j × n)·p_i); -1 for k.
-    tilt = jnp.where(is_j, 0.0, jnp.where(is_k, -1.0, jnp.sign(jnp.cross(pj, normal) @ p3.T)))
-    tilt = jnp.where(side == 0, tilt, 0.0)
-    # Collinear with p_j (and j itself): same side as j if parallel, else opposite.
-    coll = jnp.where(is_j, 1.0, jnp.sign(pj @ p3.T))
-    coll = jnp.where((side == 0) & (tilt == 0), coll, 0.0)
-    a, b, c = side @ p3, tilt @ p3, coll @ p3  # (pairs, 3) each
-    # The other four sign choices are the negatives, i.e. the same axes.
-    combos = jnp.stack([a + b + c, a + b - c, a - b + c, a - b - c], 1)
-    candidates = combos.reshape(-1, 3)
-    # Axes along each particle: the only candidates for a single particle.
-    along = jnp.sign(p3 @ p3.T) @ p3  # (n, 3)
-    candidates = jnp.concatenate([candidates, along], axis=0)
+    side = jnp.where(is_j | is_k, 0.0, jnp.sign(normal @ p3.T))
+    return is_j, is_k, pj, pk, normal, side
+
+
+def _signs_of_best(p3: Array, combos: Array) -> Array:
+    """Hemisphere signs of the longest of the plane candidates `combos` and the `n`
+    axes along the particles (the only candidates for a single particle)."""
+    candidates = jnp.concatenate([combos.reshape(-1, 3), jnp.sign(p3 @ p3.T) @ p3], axis=0)
     best = candidates[jnp.argmax(jnp.sum(candidates**2, axis=-1))]
     # The hemisphere assignment that the best axis induces reproduces its |Σ ε p|
     # (or improves on it); particles exactly on the plane (zero padding) contribute
@@ -79,19 +77,86 @@ def _thrust_signs(p3: Array) -> Array:
     return jnp.where(flip, -eps, eps)
 
 
-# Events per chunk: the pair enumeration holds (n²/2, n) intermediates per event.
+def _thrust_signs(p3: Array) -> Array:
+    """Hemisphere signs `ε` `(n,)` of the exact thrust axis for one event's `(n, 3)`,
+    exact for every configuration (also particles exactly on a candidate plane)."""
+    is_j, is_k, pj, pk, normal, side = _planes(p3)
+    # On the plane: side under a small tilt about p_j, sign((p_j × n)·p_i); -1 for k.
+    tilt = jnp.where(is_j, 0.0, jnp.where(is_k, -1.0, jnp.sign(jnp.cross(pj, normal) @ p3.T)))
+    tilt = jnp.where(side == 0, tilt, 0.0)
+    # Collinear with p_j (and j itself): same side as j if parallel, else opposite.
+    coll = jnp.where(is_j, 1.0, jnp.sign(pj @ p3.T))
+    coll = jnp.where((side == 0) & (tilt == 0), coll, 0.0)
+    a, b, c = side @ p3, tilt @ p3, coll @ p3  # (pairs, 3) each
+    # The other four sign choices are the negatives, i.e. the same axes.
+    return _signs_of_best(p3, jnp.stack([a + b + c, a + b - c, a - b + c, a - b - c], 1))
+
+
+def _thrust_signs_generic(p3: Array) -> tuple[Array, Array]:
+    """`_thrust_signs` where no particle other than j and k (and zero padding) lies
+    exactly on a candidate plane, and whether that assumption fails for this event.
+
+    Then the tilt and collinear terms of `_thrust_signs` reduce to −p⃗_k and +p⃗_j, so
+    one sign table of the three is computed: about 2.5× less work."""
+    is_j, is_k, pj, pk, _, side = _planes(p3)
+    real = jnp.any(p3 != 0, axis=-1)
+    # Planes through a zero-momentum (padding) particle have no normal: their full
+    # candidates are the axes along p⃗_j, which both enumerations try anyway.
+    pair_real = jnp.any(is_j & real[None, :], axis=1) & jnp.any(is_k & real[None, :], axis=1)
+    on_plane = (side == 0) & ~(is_j | is_k) & real[None, :]
+    degenerate = jnp.any(on_plane & pair_real[:, None])
+    a = side @ p3
+    combos = jnp.stack([a - pk + pj, a - pk - pj, a + pk + pj, a + pk - pj], 1)
+    return _signs_of_best(p3, combos), degenerate
+
+
+def _signs_chunk(p3: Array) -> Array:
+    """Exact hemisphere signs `(c, n)` of a chunk of events `(c, n, 3)`: the generic
+    enumeration, and the full one for the whole chunk if any event needs it (events
+    with particles exactly on a candidate plane, e.g. all in the x–y plane; an
+    unbatched `lax.cond`, so only such chunks pay for it)."""
+    eps, degenerate = jax.vmap(_thrust_signs_generic)(p3)
+    return jax.lax.cond(jnp.any(degenerate), jax.vmap(_thrust_signs), lambda _: eps, p3)
+
+
+# Events per chunk on a CPU: the pair enumeration holds (n²/2, n) intermediates per
+# event (a GPU takes larger steps, `_devices.observable_chunk`).
 _CHUNK = 512
 
 
-def _thrust_event(p: Array, mask: Array) -> tuple[Array, Array]:
+def _thrust_from_signs(p: Array, eps: Array) -> tuple[Array, Array]:
+    """T and the axis of one event `(n, 4)` for fixed signs `ε` (no gradient through
+    ε): the exact gradient wherever the assignment is locally constant."""
     p3 = p[:, 1:]
-    eps = jax.lax.stop_gradient(_thrust_signs(jax.lax.stop_gradient(p3)))
-    total = jnp.sum(eps[:, None] * p3, axis=0)
+    total = jnp.sum(jax.lax.stop_gradient(eps)[:, None] * p3, axis=0)
     norm = safe_norm(total)
     denom = jnp.sum(safe_norm(p3), axis=-1)
     t = safe_div(norm, denom)
     axis = safe_div(total, norm * jnp.ones(3, p.dtype))
     return t, axis
+
+
+def _thrust_event(p: Array, mask: Array) -> tuple[Array, Array]:
+    """One event's T and axis (the per-event kernel for other event shapes)."""
+    return _thrust_from_signs(p, _thrust_signs(jax.lax.stop_gradient(p[:, 1:])))
+
+
+def _thrust_batch(momenta: ArrayLike, mask: ArrayLike | None, name: str) -> tuple[Array, Array]:
+    p, _ = prepare(momenta, mask, name)
+    batch, n = p.shape[:-2], p.shape[-2]
+    pf = p.reshape((-1, n, 4))
+    p3 = jax.lax.stop_gradient(pf[..., 1:])
+    chunk = observable_chunk(_CHUNK, n)
+    n_ev = p3.shape[0]
+    if n_ev <= chunk:
+        eps = _signs_chunk(p3)
+    else:
+        # Padded to whole chunks with empty events (no particle, not degenerate).
+        n_chunks = -(-n_ev // chunk)
+        padded = jnp.concatenate([p3, jnp.zeros((n_chunks * chunk - n_ev, n, 3), p3.dtype)])
+        eps = jax.lax.map(_signs_chunk, padded.reshape(n_chunks, chunk, n, 3)).reshape(-1, n)[:n_ev]
+    t, axis = jax.vmap(_thrust_from_signs)(pf, eps)
+    return t.reshape(batch), axis.reshape(batch + (3,))
 
 
 def thrust(
@@ -107,7 +172,7 @@ def thrust(
     Differentiable in `momenta`: the gradient is exact wherever the hemisphere
     assignment is locally constant (see module docs). Cost `O(n³)` per event.
     """
-    return batched(_thrust_event, momenta, mask, "thrust", chunk=_CHUNK)[0]
+    return _thrust_batch(momenta, mask, "thrust")[0]
 
 
 def thrust_axis(
@@ -116,11 +181,11 @@ def thrust_axis(
     """Unit thrust axis `(..., 3)` of each event; the zero vector for an event with no
     momentum. Sign convention: `n_z > 0` (if `n_z = 0`: `n_y > 0`, then `n_x > 0`).
     Differentiable (exact wherever the hemisphere assignment is locally constant)."""
-    return batched(_thrust_event, momenta, mask, "thrust_axis", chunk=_CHUNK)[1]
+    return _thrust_batch(momenta, mask, "thrust_axis")[1]
 
 
 def thrust_and_axis(
     momenta: Float[ArrayLike, "*b n 4"], mask: Bool[ArrayLike, "*b n"] | None = None
 ) -> tuple[Float[Array, "*b"], Float[Array, "*b 3"]]:
     """Both `thrust` and `thrust_axis` from one enumeration."""
-    return batched(_thrust_event, momenta, mask, "thrust_and_axis", chunk=_CHUNK)
+    return _thrust_batch(momenta, mask, "thrust_and_axis")

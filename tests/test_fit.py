@@ -86,3 +86,20 @@ def test_cli_bad_arguments_one_line_exit_2(args, word, tmp_path):
 def test_alpha_s_range_is_documented():
     lo, hi = shower.ALPHA_S_RANGE
     assert lo < 0.118 < hi
+
+
+def test_shared_templates_are_checked():
+    # `fit_alphas(templates=…)` and `pseudo_data(template=…)` share one template (the
+    # CLI showers its pseudo-data with the fit's compiled code); a template for
+    # another observable or binning is refused before anything is showered.
+    edges = DEFAULT_EDGES["thrust"]
+    (tpl,) = fit.make_templates([("thrust", edges)], n_mc=1000, seed=3)
+    assert tpl.observable == "thrust" and tpl.n_mc == 1000
+    target = fit.Target("thrust", edges, counts=np.ones(len(edges) - 1), n_events=len(edges) - 1)
+    (other,) = fit.make_templates([("c", DEFAULT_EDGES["c"])], n_mc=1000, seed=3)
+    with pytest.raises(ValueError, match="templates must have"):
+        fit.fit_alphas([target], templates=[other], progress=False)
+    with pytest.raises(ValueError, match="template is for 'c'"):
+        fit.pseudo_data("thrust", edges, 0.118, 1000, seed=1, template=other)
+    with pytest.raises(ValueError, match="scan_points"):
+        fit.fit_alphas([target], templates=[tpl], scan_points=4, progress=False)

@@ -4,6 +4,7 @@ from ._alphas import (
     FitResult as FitResult,
     Target as Target,
     fit_alphas as fit_alphas,
+    make_templates as make_templates,
     pseudo_data as pseudo_data,
     write_json_atomic as write_json_atomic,
 )

@@ -12,7 +12,8 @@ Fisher-scaled gradient g/I (a Gauss–Newton step) to `optax.sgd` behind an
 `optax.clip`; α_s stays inside `ALPHA_S_RANGE`. It stops when the proposed step is
 below 0.05 of the current statistical uncertainty (the result is then the point just
 evaluated), or when a step reverses and is below 0.25 of the total (stat ⊕ MC)
-uncertainty (the template's own MC noise makes smaller steps meaningless).
+uncertainty (the template's own MC noise makes smaller steps meaningless). The scan
+re-evaluates −ln L (new discrete content at each point) at the minimum and ±1σ.
 
 **Uncertainties.** Statistical: σ = I^{-1/2} from the Fisher information
 I = Σ (∂μ_b)²/μ_b (Poisson) or Σ (∂m_b/σ_b)² (χ²) at the minimum, checked against a
@@ -42,7 +43,7 @@ import numpy as np
 import optax
 
 from .. import shower
-from .._devices import device_label, n_shards
+from .._devices import device_label
 from ..shower import ALPHA_S_RANGE
 from ._template import OBSERVABLES, ShowerTemplate, event_shape, make_key, poisson_deviance
 
@@ -164,6 +165,16 @@ class _Objective:
         return dict(nll=nll, grad=grad, fisher=fisher, mc_var_num=mc_num, chi2=chi2, chi2_mc=chi2_mc, overflow=overflow, pred=pred)
 
 
+def make_templates(
+    observables: list[tuple[str, np.ndarray]], n_mc: int, seed: int, base: shower.DiscreteQCD | None = None
+) -> list[ShowerTemplate]:
+    """One `ShowerTemplate` per `(observable, edges)`, each with its own MC sample of
+    `n_mc` events (keys from `seed`), as `fit_alphas` makes them."""
+    base = shower.DiscreteQCD() if base is None else base
+    key = make_key(seed)
+    return [ShowerTemplate(o, np.asarray(e), int(n_mc), jax.random.fold_in(key, i), base) for i, (o, e) in enumerate(observables)]
+
+
 def fit_alphas(
     targets: list[Target],
     *,
@@ -174,22 +185,28 @@ def fit_alphas(
     truth_alpha_s: float | None = None,
     base: shower.DiscreteQCD | None = None,
     scan: bool = True,
+    scan_points: int = 3,
     progress: bool = True,
+    templates: list[ShowerTemplate] | None = None,
 ) -> tuple[FitResult, dict]:
     """Fit α_s(M_Z) to the `targets` by gradient descent (see module docs).
 
-    Returns the `FitResult` and a dict of arrays for plotting (trajectory, scan,
-    predictions at the minimum).
+    `templates` (from `make_templates`, e.g. already used by `pseudo_data`) replace
+    the ones made from `n_mc`, `seed` and `base`. The scan evaluates `scan_points`
+    (odd, ≥ 3) points evenly over ±1σ (3 points) or ±2σ (more). Returns the
+    `FitResult` and a dict of arrays for plotting (trajectory, scan, predictions at
+    the minimum).
     """
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
-    base = shower.DiscreteQCD() if base is None else base
-    key = make_key(seed)
-    templates = [
-        ShowerTemplate(t.observable, t.edges, n_mc, jax.random.fold_in(key, i), base)
-        for i, t in enumerate(targets)
-    ]
+    if scan and (scan_points < 3 or scan_points % 2 == 0):
+        raise ValueError(f"scan_points must be odd and >= 3, got {scan_points}")
+    if templates is None:
+        templates = make_templates([(t.observable, t.edges) for t in targets], n_mc, seed, base)
+    elif [(tp.observable, list(tp.edges)) for tp in templates] != [(t.observable, list(t.edges)) for t in targets]:
+        raise ValueError("templates must have the targets' observables and edges, in the same order")
+    n_mc = templates[0].n_mc
     obj = _Objective(targets, templates)
     lo, hi = ALPHA_S_RANGE
     opt = optax.chain(optax.clip(0.01), optax.sgd(1.0))
@@ -242,7 +259,8 @@ def fit_alphas(
 
     scan_lo = scan_hi = None
     if scan:
-        grid = alpha + sigma * np.linspace(-2.0, 2.0, 5)
+        reach = 1.0 if scan_points == 3 else 2.0
+        grid = alpha + sigma * np.linspace(-reach, reach, scan_points)
         grid = grid[(grid > lo) & (grid < hi)]
         nll = np.array([obj.terms(float(a))["nll"] for a in tqdm(grid, desc="scan", disable=not progress, leave=False)])
         dnll = nll - nll.min()
@@ -288,34 +306,41 @@ def pseudo_data(
     n_events: int,
     seed: int,
     base: shower.DiscreteQCD | None = None,
+    template: ShowerTemplate | None = None,
 ) -> tuple[Target, float]:
-    """Shower `n_events` at α_s = `truth` (independent seed) and histogram `observable`
-    (hard bins). Returns the `Target` and the overflow fraction."""
-    import equinox as eqx
+    """Shower events at α_s = `truth` (independent seed) and histogram `observable`
+    (hard bins) for `n_events` unweighted events. Returns the `Target` and the overflow
+    fraction.
 
-    from .. import observables as obs
-
-    base = shower.DiscreteQCD() if base is None else base
-    model = eqx.tree_at(lambda m: m.alpha_s, base, jax.numpy.asarray(truth, base.alpha_s.dtype))
-    # Weights are ≤ 1 with mean ≈ 0.6: shower enough events to keep `n_events`.
-    n_gen = int(n_events / 0.5) + 1000
-    lay = shower.layout(jax.random.fold_in(make_key(seed), 0xDA7A), model, n_gen)
-    events, overflow = shower.realize(lay, model)
-    mask = np.asarray(events.mask)
-    buckets = obs.MultiplicityBuckets(mask, shards=n_shards(len(mask)))
-    x = np.asarray(jax.jit(lambda p, m: buckets.apply(event_shape(observable), p, m))(events.momenta, events.mask))
-    w = np.asarray(events.weights)
-    # Weighted events: unweight by accept/reject against the largest weight (≤ 1), so
-    # that the pseudo-data are Poisson counts like real data.
-    u = np.random.default_rng(seed).random(len(w))
-    keep = np.nonzero(u < w / max(w.max(), 1e-300))[0]
-    if len(keep) < n_events:
-        raise RuntimeError(f"only {len(keep)} of {n_gen} events survived unweighting; need {n_events}")
-    keep = keep[:n_events]
-    counts, _ = np.histogram(x[keep], edges)
+    The events are showered in batches by `template` (default: one of `n_events`
+    events per batch), so that a fit that passes the same template compiles nothing
+    twice; the weighted events are unweighted by accept/reject against the largest
+    weight, so that the pseudo-data are Poisson counts like real data.
+    """
+    if template is None:
+        template = make_templates([(observable, edges)], n_events, seed, base)[0]
+    elif template.observable != observable or list(template.edges) != list(edges):
+        raise ValueError(f"the template is for {template.observable!r} with other edges, not {observable!r}")
+    key = jax.random.fold_in(make_key(seed), 0xDA7A)
+    rng = np.random.default_rng(seed)
+    xs, ws, us, overflows = [], [], [], []
+    # Weights are ≤ 1 with mean ≈ 0.6: about 1.7 n_events showered events are needed.
+    for batch in range(64):
+        x, w, overflow = template.sample(truth, jax.random.fold_in(key, batch))
+        xs.append(x)
+        ws.append(w)
+        us.append(rng.random(len(w)))
+        overflows.append(overflow)
+        w_all = np.concatenate(ws)
+        keep = np.nonzero(np.concatenate(us) < w_all / max(w_all.max(), 1e-300))[0]
+        if len(keep) >= n_events:
+            break
+    else:
+        raise RuntimeError(f"only {len(keep)} of {len(w_all)} events survived unweighting; need {n_events}")
+    counts, _ = np.histogram(np.concatenate(xs)[keep[:n_events]], edges)
     # n_events counts every event, also those outside the fit range: the template's
     # fractions are normalised to all events.
-    return Target(observable, edges, counts=counts.astype(float), n_events=n_events), float(np.mean(np.asarray(overflow)))
+    return Target(observable, edges, counts=counts.astype(float), n_events=n_events), float(np.mean(overflows))
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:

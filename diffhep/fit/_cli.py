@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._alphas import Target, fit_alphas, pseudo_data, write_json_atomic
+from ._alphas import Target, fit_alphas, make_templates, pseudo_data, write_json_atomic
 from ._template import OBSERVABLES
 
 # Fit ranges for pseudo-data, in the fit variable (1−T, C, −ln y23): away from the
@@ -50,16 +50,18 @@ def run_fit_alphas(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     targets, overflow = [], 0.0
+    # The fit's templates also shower the pseudo-data (other keys): one compilation.
+    templates = make_templates([(o, DEFAULT_EDGES[o]) for o in observables], n_mc, seed + 7919)
     if pythia:
         targets = pythia_targets(observables, events, seed)
         truth_alpha_s = None
     else:
         for i, o in enumerate(observables):
-            t, ovf = pseudo_data(o, DEFAULT_EDGES[o], truth_alpha_s, events, seed * 1000 + i)
+            t, ovf = pseudo_data(o, DEFAULT_EDGES[o], truth_alpha_s, events, seed * 1000 + i, template=templates[i])
             targets.append(t)
             overflow = max(overflow, ovf)
     result, arrays = fit_alphas(
-        targets, n_mc=n_mc, seed=seed + 7919, truth_alpha_s=truth_alpha_s, max_steps=max_steps, scan=scan, progress=progress
+        targets, templates=templates, truth_alpha_s=truth_alpha_s, max_steps=max_steps, scan=scan, progress=progress
     )
     result.overflow_fraction = max(result.overflow_fraction, overflow)
     if truth_alpha_s is not None:

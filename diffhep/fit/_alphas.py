@@ -13,7 +13,8 @@ Fisher-scaled gradient g/I (a Gauss–Newton step) to `optax.sgd` behind an
 below 0.05 of the current statistical uncertainty (the result is then the point just
 evaluated), or when a step reverses and is below 0.25 of the total (stat ⊕ MC)
 uncertainty (the template's own MC noise makes smaller steps meaningless). The scan
-re-evaluates −ln L (new discrete content at each point) at the minimum and ±1σ.
+re-evaluates −ln L (new discrete content at each point) at the minimum and ±2σ, and
+takes the ±1σ points from the parabola through them.
 
 **Uncertainties.** Statistical: σ = I^{-1/2} from the Fisher information
 I = Σ (∂μ_b)²/μ_b (Poisson) or Σ (∂m_b/σ_b)² (χ²) at the minimum, checked against a
@@ -193,7 +194,7 @@ def fit_alphas(
 
     `templates` (from `make_templates`, e.g. already used by `pseudo_data`) replace
     the ones made from `n_mc`, `seed` and `base`. The scan evaluates `scan_points`
-    (odd, ≥ 3) points evenly over ±1σ (3 points) or ±2σ (more). Returns the
+    (odd, ≥ 3) points evenly over ±2σ and fits a parabola. Returns the
     `FitResult` and a dict of arrays for plotting (trajectory, scan, predictions at
     the minimum).
     """
@@ -259,8 +260,9 @@ def fit_alphas(
 
     scan_lo = scan_hi = None
     if scan:
-        reach = 1.0 if scan_points == 3 else 2.0
-        grid = alpha + sigma * np.linspace(-reach, reach, scan_points)
+        # ±2σ, not ±1σ: each point has its own discrete content, whose MC jitter in
+        # −ln L is then small against the ΔlnL = 2 it has to resolve.
+        grid = alpha + sigma * np.linspace(-2.0, 2.0, scan_points)
         grid = grid[(grid > lo) & (grid < hi)]
         nll = np.array([obj.terms(float(a))["nll"] for a in tqdm(grid, desc="scan", disable=not progress, leave=False)])
         dnll = nll - nll.min()

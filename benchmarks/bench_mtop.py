@@ -2,7 +2,7 @@
 derivatives, compile and run timed apart.
 
 For each batch of pseudo-data events (g g → t t̄ → 6 jets at 13 TeV, m_t = 172.5 GeV,
-the default `MtopConfig`: 12 jet assignments × 32 integration points per event):
+the default `MtopConfig`: 12 jet assignments × `n_int` integration points per event):
 
 - `value`: `MtopLikelihood.nll(m_t)`, the whole negative log-likelihood;
 - `derivs`: `MtopLikelihood.nll_derivs(m_t)`, −ln L with d/dm_t and d²/dm_t²

@@ -38,6 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiments", type=int, default=50)
     ap.add_argument("--events", type=int, default=5_000)
+    ap.add_argument("--seed-offset", type=int, default=0, help="experiment i uses seeds 1000+offset+i (data), 5000+offset+i (template)")
     ap.add_argument("--mc-events", type=int, default=50_000)
     ap.add_argument("--truth", type=float, default=0.118)
     ap.add_argument("--observable", default="thrust")
@@ -48,7 +49,7 @@ def main() -> None:
     rows, wall0 = [], 0.0
     if args.resume and (args.out / "closure_alphas.json").exists():
         old = json.loads((args.out / "closure_alphas.json").read_text())
-        same = all(old["summary"][k] == getattr(args, k) for k in ("truth", "events", "mc_events", "observable"))
+        same = all(old["summary"].get(k, 0) == getattr(args, k) for k in ("truth", "events", "mc_events", "observable", "seed_offset"))
         if not same:
             raise SystemExit(f"--resume: {args.out / 'closure_alphas.json'} has other settings: {old['summary']}")
         rows, wall0 = old["experiments"], old["summary"]["wall_s"]
@@ -58,8 +59,8 @@ def main() -> None:
         if done_here == args.per_process:
             argv = [a for a in sys.argv if a != "--resume"]
             os.execv(sys.executable, [sys.executable, *argv, "--resume"])
-        target, _ = fit.pseudo_data(args.observable, DEFAULT_EDGES[args.observable], args.truth, args.events, seed=1000 + i)
-        res, _ = fit.fit_alphas([target], n_mc=args.mc_events, seed=5000 + i, start=0.122, max_steps=10, scan=False, progress=False)
+        target, _ = fit.pseudo_data(args.observable, DEFAULT_EDGES[args.observable], args.truth, args.events, seed=1000 + args.seed_offset + i)
+        res, _ = fit.fit_alphas([target], n_mc=args.mc_events, seed=5000 + args.seed_offset + i, start=0.122, max_steps=10, scan=False, progress=False)
         pull = (res.alpha_s - args.truth) / res.alpha_s_err_total
         rows.append(dict(seed=i, alpha_s=res.alpha_s, err=res.alpha_s_err, err_mc=res.alpha_s_err_mc, pull=pull,
                          chi2_ndf=res.chi2_ndf, converged=res.converged, n_steps=res.n_steps))
@@ -77,7 +78,7 @@ def write(args, rows, t0, final):
         pull_mean=float(pulls.mean()), pull_mean_err=float(pulls.std(ddof=1) / np.sqrt(n)),
         pull_width=float(pulls.std(ddof=1)), pull_width_err=float(pulls.std(ddof=1) / np.sqrt(2 * (n - 1))),
         n_experiments=n, truth=args.truth, events=args.events, mc_events=args.mc_events,
-        observable=args.observable, wall_s=time.perf_counter() - t0,
+        observable=args.observable, seed_offset=args.seed_offset, wall_s=time.perf_counter() - t0,
         device=f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
         passes=bool(abs(pulls.mean()) <= 0.15 and 0.85 <= pulls.std(ddof=1) <= 1.15),
     )

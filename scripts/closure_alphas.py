@@ -13,6 +13,9 @@ process, `--resume`) every `--per-process` experiments; `--resume` also continue
 interrupted run from the JSON.
 
     python scripts/closure_alphas.py --experiments 50 --events 5000 --mc-events 50000
+
+On several cores, run shares with `--seed-offset` and their own `--out`, pinned to one
+core each, then combine them: `--merge A/closure_alphas.json B/closure_alphas.json`.
 """
 
 from __future__ import annotations
@@ -45,7 +48,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--per-process", type=int, default=8, help="experiments before re-executing in a fresh process")
     ap.add_argument("--resume", action="store_true", help="continue from the JSON in --out")
+    ap.add_argument("--merge", type=Path, nargs="+", help="combine these closure JSONs (same settings) into --out")
     args = ap.parse_args()
+    if args.merge:
+        return merge(args)
     rows, wall0 = [], 0.0
     if args.resume and (args.out / "closure_alphas.json").exists():
         old = json.loads((args.out / "closure_alphas.json").read_text())
@@ -69,6 +75,29 @@ def main() -> None:
         if len(rows) >= 2:  # keep a valid file after every experiment
             write(args, rows, t0, final=False)
     write(args, rows, t0, final=True)
+
+
+def merge(args) -> None:
+    """Concatenate runs with different `--seed-offset` into one result (experiment j of
+    a run with offset o used data seed 1000 + o + j and template seed 5000 + o + j)."""
+    rows, wall, offsets = [], 0.0, set()
+    for path in args.merge:
+        run = json.loads(Path(path).read_text())
+        s = run["summary"]
+        if not s.get("complete"):
+            raise SystemExit(f"--merge: {path} is not complete")
+        for k in ("truth", "events", "mc_events", "observable"):
+            if s[k] != getattr(args, k):
+                raise SystemExit(f"--merge: {path} has {k} = {s[k]}, not {getattr(args, k)}")
+        o = s.get("seed_offset", 0)
+        seeds = {o + j for j in range(len(run["experiments"]))}
+        if seeds & offsets:
+            raise SystemExit(f"--merge: {path} repeats seeds of another run")
+        offsets |= seeds
+        rows += [dict(r, seed=o + j) for j, r in enumerate(run["experiments"])]
+        wall += s["wall_s"]
+    args.seed_offset = min(offsets)
+    write(args, sorted(rows, key=lambda r: r["seed"]), time.perf_counter() - wall, final=True)
 
 
 def write(args, rows, t0, final):

@@ -2,7 +2,9 @@
 
 **Likelihood.** Pseudo-data (counts n_b from N events): binned Poisson,
 −ln L = Σ (μ_b − n_b ln μ_b) with μ_b = N f_b(α_s), f_b the shower's normalised soft
-histogram (`ShowerTemplate`). Real data (normalised densities d_b ± σ_b): Gaussian,
+histogram (`ShowerTemplate`), over the bins and one more cell, the N − Σ n_b events
+outside the binned range (μ = N f_out): with N fixed this is the exact multinomial
+likelihood, and the fraction of events in range, which α_s moves, is information. Real data (normalised densities d_b ± σ_b): Gaussian,
 χ² = Σ ((d_b − c_b f_b/Δ_b)/σ_b)², with per-bin hadronisation corrections c_b.
 Several observables add their −ln L (they are treated as independent).
 
@@ -133,7 +135,9 @@ class _Objective:
         overflow = 0.0
         pred = []
         for tgt, tpl in zip(self.targets, self.templates):
-            f, df, var, ovf = tpl.predict(alpha_s)
+            f_all, df_all, var_all, ovf = tpl.predict(alpha_s)
+            # The last cell is the fraction outside the binned range.
+            f, df, var = f_all[:-1], df_all[:-1], var_all[:-1]
             overflow = max(overflow, ovf)
             c = np.ones_like(f) if tgt.correction is None else np.asarray(tgt.correction)
             if tgt.poisson:
@@ -141,6 +145,17 @@ class _Objective:
                 mu = tgt.n_events * c * f
                 dmu = tgt.n_events * c * df
                 vmu = (tgt.n_events * c) ** 2 * var
+                pred.append(mu)
+                if tgt.correction is None:
+                    # Counts of N events (N fixed): the events outside the range are a
+                    # cell too, and the likelihood is the exact multinomial one. Without
+                    # it the fraction of events in range, which α_s moves, counts with
+                    # Poisson's variance instead of the binomial's: σ(α_s) came out
+                    # 1.6× too large for thrust (closure pull width 0.84).
+                    n = np.append(n, tgt.n_events - n.sum())
+                    mu = np.append(mu, tgt.n_events * f_all[-1])
+                    dmu = np.append(dmu, tgt.n_events * df_all[-1])
+                    vmu = np.append(vmu, tgt.n_events**2 * var_all[-1])
                 mu = np.maximum(mu, 1e-300)
                 nll += float(np.sum(mu - n * np.log(mu)))
                 grad += float(np.sum(dmu * (1.0 - n / mu)))
@@ -148,7 +163,6 @@ class _Objective:
                 mc_num += float(np.sum((dmu / mu) ** 2 * vmu))
                 chi2 += poisson_deviance(n, mu)
                 chi2_mc += float(np.sum((n - mu) ** 2 / (mu + vmu)))
-                pred.append(mu)
             else:
                 width = np.diff(tgt.edges)
                 m = c * f / width

@@ -29,14 +29,17 @@ demo: $(VENV)/.installed
 	$(BIN)/diffhep info
 	$(BIN)/diffhep fit-alphas --events 100000 --out runs/demo
 
+# Two worker processes (pytest-xdist), whole files per worker: the suite runs on both
+# cores, and no process accumulates the JIT code of all tests (XLA does not return it;
+# one process running the whole suite was seen to crash in a late compilation).
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-slow: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m slow
 
 test-all: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -m 'slow or not slow'
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m 'slow or not slow'
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/run.py all

@@ -12,9 +12,9 @@ Several observables add their −ln L (they are treated as independent).
 α_s, takes the template and its derivative from one forward-mode JVP, and feeds the
 Fisher-scaled gradient g/I (a Gauss–Newton step) to `optax.sgd` behind an
 `optax.clip`; α_s stays inside `ALPHA_S_RANGE`. It stops when the proposed step is
-below 0.05 of the current statistical uncertainty (the result is then the point just
-evaluated), or when a step reverses and is below 0.25 of the total (stat ⊕ MC)
-uncertainty (the template's own MC noise makes smaller steps meaningless). The scan
+below 0.05 of the current statistical uncertainty, or when a step reverses and is
+below 0.25 of the total (stat ⊕ MC) uncertainty (the template's own MC noise makes
+smaller steps meaningless); the result is then the point just evaluated. The scan
 re-evaluates −ln L (new discrete content at each point) at the minimum and ±2σ, and
 takes the ±1σ points from the parabola through them.
 
@@ -263,6 +263,9 @@ def fit_alphas(
             converged = True
             break
         if reversed_ and step < 0.25 * sigma_tot:
+            # The step is template jitter: stay at the point just evaluated too.
+            params = np.asarray(trajectory[-2])
+            trajectory.pop()
             converged = True
             break
     bar.close()

@@ -4,8 +4,9 @@
 −ln L = Σ (μ_b − n_b ln μ_b) with μ_b = N f_b(α_s), f_b the shower's normalised soft
 histogram (`ShowerTemplate`), over the bins and one more cell, the N − Σ n_b events
 outside the binned range (μ = N f_out): with N fixed this is the exact multinomial
-likelihood, and the fraction of events in range, which α_s moves, is information. Real data (normalised densities d_b ± σ_b): Gaussian,
-χ² = Σ ((d_b − c_b f_b/Δ_b)/σ_b)², with per-bin hadronisation corrections c_b.
+likelihood, and the fraction of events in range, which α_s moves, is information.
+Real data (normalised densities d_b ± σ_b): Gaussian, χ² = Σ ((d_b − c_b f_b/Δ_b)/σ_b)²,
+with per-bin hadronisation corrections c_b.
 Several observables add their −ln L (they are treated as independent).
 
 **Optimiser.** Each step recomputes the shower's discrete content at the current
@@ -255,15 +256,9 @@ def fit_alphas(
         # it reverses and is small against the total (stat ⊕ MC) error.
         reversed_ = (new - float(trajectory[-2])) * previous < 0
         previous = new - float(trajectory[-2])
-        if step < 0.05 * sigma_stat:
-            # Stay at the point just evaluated (0.05σ from the proposal): its template
-            # serves the final errors, saving one shower evaluation.
-            params = np.asarray(trajectory[-2])
-            trajectory.pop()
-            converged = True
-            break
-        if reversed_ and step < 0.25 * sigma_tot:
-            # The step is template jitter: stay at the point just evaluated too.
+        if step < 0.05 * sigma_stat or (reversed_ and step < 0.25 * sigma_tot):
+            # Stay at the point just evaluated (the step is negligible or template
+            # jitter): its template serves the final errors, saving one evaluation.
             params = np.asarray(trajectory[-2])
             trajectory.pop()
             converged = True

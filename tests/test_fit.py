@@ -103,3 +103,42 @@ def test_shared_templates_are_checked():
         fit.pseudo_data("thrust", edges, 0.118, 1000, seed=1, template=other)
     with pytest.raises(ValueError, match="scan_points"):
         fit.fit_alphas([target], templates=[tpl], scan_points=4, progress=False)
+
+
+def test_template_histogram_hard_values_soft_derivative(rng):
+    # Template fractions: the values of hard bins (as the data are binned, last bin
+    # closed, everything outside the range in one extra cell), Σw² per cell likewise,
+    # and the derivative of the Gaussian-kernel bins for moving x. Exact: 1e-12.
+    import jax
+    import jax.numpy as jnp
+
+    from diffhep import observables
+    from diffhep.fit._template import _normalised_histogram
+
+    edges = np.array([0.1, 0.2, 0.35, 0.5])
+    x = np.concatenate([rng.uniform(0.0, 0.6, 500), edges])  # also exactly on every edge
+    w = rng.uniform(0.2, 1.0, x.size)
+    dx, dw = rng.normal(size=x.size), rng.normal(size=x.size)
+    h = 0.02
+    (frac, var), (dfrac, _) = jax.jvp(
+        lambda x, w: _normalised_histogram(x, w, jnp.asarray(edges), h), (jnp.asarray(x), jnp.asarray(w)), (dx, dw)
+    )
+    hard, _ = np.histogram(x, edges, weights=w)
+    hard2, _ = np.histogram(x, edges, weights=w * w)
+    np.testing.assert_allclose(frac, np.append(hard, w.sum() - hard.sum()) / w.sum(), rtol=1e-12)
+    np.testing.assert_allclose(var, np.append(hard2, (w * w).sum() - hard2.sum()) / w.sum() ** 2, rtol=1e-12)
+
+    # Derivative: the weights' part is that of the hard bins (weights enter linearly),
+    # the part from moving x that of the kernel bins.
+    def soft_k(x):
+        k = observables.soft_bin_weights(x, jnp.asarray(edges), h)
+        return jnp.concatenate([k, (1.0 - jnp.sum(k, axis=1))[:, None]], axis=1)
+
+    _, dk = jax.jvp(soft_k, (jnp.asarray(x),), (dx,))
+    idx = np.digitize(x, edges) - 1
+    idx[x == edges[-1]] = len(edges) - 2
+    idx[(idx < 0) | (idx > len(edges) - 2)] = len(edges) - 1
+    k_hard = np.eye(len(edges))[idx]
+    expected = (dw @ k_hard + w @ np.asarray(dk)) / w.sum() - np.asarray(frac) * dw.sum() / w.sum()
+    np.testing.assert_allclose(dfrac, expected, rtol=1e-12, atol=1e-14)
+    assert abs(float(jnp.sum(dfrac))) < 1e-12  # the cells always sum to 1

@@ -6,6 +6,10 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# Start the backend now (one CPU device): an in-process CLI call that later asks XLA for
+# one device per core (`cpu_devices_flag`) then changes nothing for the other tests of
+# the process, whatever order pytest-xdist gives them.
+jax.devices()
 
 import jax.random as jr  # noqa: E402
 import numpy as np  # noqa: E402

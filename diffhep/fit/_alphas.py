@@ -181,6 +181,11 @@ class _Objective:
         return dict(nll=nll, grad=grad, fisher=fisher, mc_var_num=mc_num, chi2=chi2, chi2_mc=chi2_mc, overflow=overflow, pred=pred)
 
 
+def _matches(template: ShowerTemplate, observable: str, edges: np.ndarray) -> bool:
+    """Whether `template` predicts `observable` in the bins `edges`."""
+    return template.observable == observable and np.array_equal(template.edges, edges)
+
+
 def make_templates(
     observables: list[tuple[str, np.ndarray]], n_mc: int, seed: int, base: shower.DiscreteQCD | None = None
 ) -> list[ShowerTemplate]:
@@ -220,7 +225,7 @@ def fit_alphas(
         raise ValueError(f"scan_points must be odd and >= 3, got {scan_points}")
     if templates is None:
         templates = make_templates([(t.observable, t.edges) for t in targets], n_mc, seed, base)
-    elif [(tp.observable, list(tp.edges)) for tp in templates] != [(t.observable, list(t.edges)) for t in targets]:
+    elif len(templates) != len(targets) or not all(_matches(tp, t.observable, t.edges) for tp, t in zip(templates, targets)):
         raise ValueError("templates must have the targets' observables and edges, in the same order")
     n_mc = templates[0].n_mc
     obj = _Objective(targets, templates)
@@ -333,7 +338,7 @@ def pseudo_data(
     """
     if template is None:
         template = make_templates([(observable, edges)], n_events, seed, base)[0]
-    elif template.observable != observable or list(template.edges) != list(edges):
+    elif not _matches(template, observable, edges):
         raise ValueError(f"the template is for {template.observable!r} with other edges, not {observable!r}")
     key = jax.random.fold_in(make_key(seed), 0xDA7A)
     rng = np.random.default_rng(seed)

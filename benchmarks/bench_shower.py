@@ -80,9 +80,7 @@ def _worker(args: argparse.Namespace) -> None:
         return 1.0 - observables.thrust(p, m)
 
     def buckets_of(lay):
-        valid = np.asarray(lay.steps.valid)[:, : lay.n_steps]
-        mask = np.concatenate([np.ones((valid.shape[0], 2), bool), valid], axis=1)
-        return observables.MultiplicityBuckets(mask, shards=n_shards(mask.shape[0]))
+        return observables.MultiplicityBuckets(lay.mask, shards=n_shards(lay.n_events))
 
     @eqx.filter_jit
     def tau_batch(lay, model, buckets):

@@ -83,13 +83,16 @@ class WorkSizes(NamedTuple):
 # A CPU core wants small batches that stay in cache (these were tuned on a 2-core
 # Xeon: 4x over one big vmap for the cascade); a GPU wants ≳ 10⁵ threads in flight
 # per kernel and pays a launch per loop iteration, so it gets batches 64-128x larger.
+# realize on an H200, 2·10⁶ events, float64: 0.30 s in chunks of 2¹⁶, 0.25 s in 2¹⁸,
+# 0.58 s in one (each chunk's scan runs to its busiest event; the chunks of events
+# sorted by emissions stop early). Other sizes moved their phase by < 10 %.
 _CPU_SIZES = WorkSizes(
     cascade_lanes=1024, steps_batch=1024, realize_chunk=512, me_lanes=2**19, me_max_chunk=16384, mtop_batch=8, observable_scale=1
 )
 _ACCELERATOR_SIZES = WorkSizes(
     cascade_lanes=2**17,
     steps_batch=2**16,
-    realize_chunk=2**16,
+    realize_chunk=2**18,
     me_lanes=2**22,
     me_max_chunk=2**17,
     mtop_batch=1024,

@@ -50,8 +50,7 @@ def tangent(base: shower.DiscreteQCD, **leaves: float) -> shower.DiscreteQCD:
 
 
 def event_mask(lay: shower.Layout) -> np.ndarray:
-    valid = np.asarray(lay.steps.valid)[:, : lay.n_steps]
-    return np.concatenate([np.ones((valid.shape[0], 2), bool), valid], axis=1)
+    return np.asarray(lay.mask)
 
 
 def buckets(lay: shower.Layout) -> observables.MultiplicityBuckets:

@@ -158,12 +158,12 @@ def draw_sample(key: PRNGKeyArray, problem: DesignProblem) -> Sample:
 
     a0 = model.alpha_s
     (mom, w), (dmom, dw) = jax.jvp(realize, (a0,), (jnp.ones_like(a0),))
-    mask = jnp.concatenate([jnp.ones((problem.n_events, 2), bool), lay.steps.valid[:, : lay.n_steps]], axis=1)
+    mask = lay.mask
     pdg_ev, _ = shower.realize(lay, model)
     events = Events(mom, mask, pdg_ev.pdg, w)
     # Shapes only grow, so a loop over fresh samples compiles a few times at most.
     buckets = observables.MultiplicityBuckets(
-        np.asarray(mask), granularity=max(1, problem.n_events // 8), min_rows=shapes.get("rows")
+        mask, granularity=max(1, problem.n_events // 8), min_rows=shapes.get("rows")
     )
     rows = dict(shapes.get("rows", {}))
     for size, r in buckets.rows.items():

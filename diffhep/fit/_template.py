@@ -92,10 +92,8 @@ class ShowerTemplate:
             # Realize skips steps no event of a chunk needs, so the headroom is free.
             cap = self.base.capacity - 2
             lay = shower.Layout(lay.keys, lay.structure, lay.steps, min(cap, lay.n_steps + 16))
-        valid = np.asarray(lay.steps.valid)
-        mask = np.concatenate([np.ones((valid.shape[0], 2), bool), valid[:, : lay.n_steps]], axis=1)
         buckets = observables.MultiplicityBuckets(
-            mask, min_rows=self._shapes.get("rows"), headroom=0.25, shards=n_shards(lay.n_events)
+            lay.mask, min_rows=self._shapes.get("rows"), headroom=0.25, shards=n_shards(lay.n_events)
         )
         rows = dict(self._shapes.get("rows", {}))
         for size, r in buckets.rows.items():
@@ -111,8 +109,7 @@ class ShowerTemplate:
         # Three separately compiled pieces (shower, observable per multiplicity bucket,
         # histogram), so that a changed bucket length recompiles only its bucket.
         (p, w), (dp, dw) = _realize_jvp(a, jnp.ones_like(a), lay, self.base)
-        mask = jnp.concatenate([jnp.ones((lay.n_events, 2), bool), lay.steps.valid[:, : lay.n_steps]], axis=1)
-        x, dx = buckets.jvp(event_shape(self.observable), p, dp, mask)
+        x, dx = buckets.jvp(event_shape(self.observable), p, dp, lay.mask)
         overflow = float(np.mean(np.asarray(lay.structure.overflow)))
         return (x, dx, w, dw), h, overflow
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -50,7 +51,7 @@ class MultiplicityBuckets(eqx.Module):
     n_events: int = eqx.field(static=True)
     shards: int = eqx.field(static=True)
     index: tuple[Array, ...]  # per share: local event index per row; n_local marks padding
-    order: Array  # (n_events, capacity): real particles first
+    order: Array | None  # (n_events, capacity): real particles first; None: they are
 
     def __init__(
         self,
@@ -61,23 +62,27 @@ class MultiplicityBuckets(eqx.Module):
         headroom: float = 0.0,
         shards: int = 1,
     ):
-        mask = np.asarray(mask, bool)
-        if mask.ndim != 2:
-            raise ValueError(f"mask must have shape (n_events, capacity), got {mask.shape}")
         if headroom < 0:
             raise ValueError(f"headroom must be >= 0, got {headroom}")
-        n, cap = mask.shape
+        shape = np.shape(mask)
+        if len(shape) != 2:
+            raise ValueError(f"mask must have shape (n_events, capacity), got {shape}")
+        n, cap = shape
         shards = int(shards)
         if shards < 1 or n % shards:
             raise ValueError(f"shards={shards} must be >= 1 and divide the {n} events")
         n_local = n // shards
-        sizes = sorted({min(int(s), cap) for s in sizes} | {cap})
-        bucket = np.searchsorted(np.asarray(sizes), mask.sum(axis=1)).reshape(shards, n_local)
+        sizes = tuple(sorted({min(int(s), cap) for s in sizes} | {cap}))
+        # The grouping is computed where the mask lives (a shower's mask is on the
+        # device): only the per-bucket counts come to the host, for the static shapes.
+        # Building it in NumPy from a 2·10⁶-event mask took longer than showering it.
+        mask = jnp.asarray(mask, bool)
+        grouped, starts, counts, prefix = _group(mask, sizes, shards)
+        counts = np.asarray(counts)  # (shards, len(sizes))
         pinned = min_rows or {}
         used, index = [], []
         for b, size in enumerate(sizes):
-            idx = [np.nonzero(share == b)[0] for share in bucket]
-            most = max(len(i) for i in idx)
+            most = int(counts[:, b].max())
             if most == 0 and size not in pinned:
                 continue
             rows = _round_rows(most, granularity)
@@ -85,14 +90,12 @@ class MultiplicityBuckets(eqx.Module):
                 rows = max(rows, _round_rows(math.ceil(most * (1.0 + headroom)), granularity))
             rows = max(rows, pinned.get(size, 0))
             used.append(size)
-            index.append(
-                jnp.asarray(np.concatenate([np.concatenate([i, np.full(rows - len(i), n_local)]) for i in idx]), jnp.int32)
-            )
+            index.append(_take_rows(grouped, starts[:, b], counts[:, b], rows))
         self.sizes = tuple(used)
         self.n_events = n
         self.shards = shards
         self.index = tuple(index)
-        self.order = jnp.asarray(np.argsort(~mask, axis=1, kind="stable"), jnp.int32)
+        self.order = None if bool(prefix) else _real_first(mask)
 
     @property
     def rows(self) -> dict[int, int]:
@@ -160,10 +163,12 @@ def _bucket_dense(fn, size, idx, order, momenta, mask):
     to a dense `(n_events,)` array that is 0 for events of other buckets."""
     n_events = momenta.shape[0]
     rows = jnp.minimum(idx, n_events - 1)
-    cols = order[rows, :size]
     real = (idx < n_events)[:, None]
-    p = momenta[rows[:, None], cols]
-    m = mask[rows[:, None], cols] & real
+    if order is None:  # real particles already first
+        p, m = momenta[rows, :size], mask[rows, :size] & real
+    else:
+        cols = order[rows, :size]
+        p, m = momenta[rows[:, None], cols], mask[rows[:, None], cols] & real
     vals = fn(jnp.where(m[..., None], p, 0.0), m)
     return jnp.zeros((n_events,) + vals.shape[1:], vals.dtype).at[idx].set(vals, mode="drop")
 
@@ -175,3 +180,49 @@ def _bucket_dense_jvp(fn, size, idx, order, momenta, tangents, mask):
 @eqx.filter_jit
 def _bucket_jvp(fn, size, shards, idx, order, momenta, tangents, mask):
     return _per_share(_bucket_dense_jvp, fn, size, shards)(idx, order, momenta, tangents, mask)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _group(mask: Array, sizes: tuple[int, ...], shards: int):
+    """Per share: local event indices grouped by bucket (ascending within a bucket,
+    what a stable argsort of the bucket numbers gives), where each bucket starts and how
+    many it holds `(shards, len(sizes))`, and whether every event's real particles come
+    first (a shower's mask: then no reordering is needed)."""
+    n, cap = mask.shape
+    count = jnp.sum(mask, axis=1, dtype=jnp.int32)
+    # searchsorted(sizes, count) as a sum of comparisons: 2x faster on a CPU.
+    bucket = jnp.sum(count[:, None] > jnp.asarray(sizes, jnp.int32)[None, :], axis=1, dtype=jnp.int32)
+
+    def share(b):
+        one_hot = b[:, None] == jnp.arange(len(sizes), dtype=jnp.int32)[None, :]
+        rank = jnp.cumsum(one_hot, axis=0, dtype=jnp.int32)
+        counts = rank[-1]
+        starts = jnp.cumsum(counts) - counts
+        slot = jnp.sum(jnp.where(one_hot, rank - 1 + starts[None, :], 0), axis=1)
+        grouped = jnp.zeros(b.shape, jnp.int32).at[slot].set(jnp.arange(b.shape[0], dtype=jnp.int32), unique_indices=True)
+        return grouped, starts, counts
+
+    grouped, starts, counts = jax.vmap(share)(bucket.reshape(shards, n // shards))
+    prefix = jnp.all(mask == (jnp.arange(cap)[None, :] < count[:, None]))
+    return grouped, starts, counts, prefix
+
+
+@jax.jit
+def _real_first(mask: Array) -> Array:
+    """Per event its particle slots `(n, capacity)` with the real ones first, both in
+    their original order (a stable argsort of `~mask`, done as one scatter)."""
+    n, cap = mask.shape
+    real_before = jnp.cumsum(mask, axis=1, dtype=jnp.int32) - 1
+    fake_before = jnp.sum(mask, axis=1, keepdims=True, dtype=jnp.int32) + jnp.cumsum(~mask, axis=1, dtype=jnp.int32) - 1
+    slot = jnp.where(mask, real_before, fake_before)
+    return jnp.zeros((n, cap), jnp.int32).at[jnp.arange(n)[:, None], slot].set(jnp.arange(cap, dtype=jnp.int32))
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _take_rows(grouped: Array, start: Array, count: Array, rows: int) -> Array:
+    """One bucket's `rows` local event indices per share (`n_local` marks padding),
+    the shares one after the other `(shards * rows,)`."""
+    n_local = grouped.shape[1]
+    r = jnp.arange(rows, dtype=jnp.int32)
+    take = jnp.take_along_axis(grouped, jnp.minimum(start[:, None] + r[None, :], n_local - 1), axis=1)
+    return jnp.where(r[None, :] < count[:, None], take, n_local).reshape(-1)

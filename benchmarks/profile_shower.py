@@ -1,0 +1,171 @@
+"""Where the shower + thrust time goes, phase by phase, and how the per-backend batch
+sizes (`diffhep._devices.WorkSizes`) move it: a diagnostic for tuning, not a result
+for the README (that is `bench_shower.py`).
+
+Each phase is timed on its own with `block_until_ready` (median of `--repeats` calls
+after a first, compiling one). With `--sweep`, one phase is re-timed with one batch
+size changed (`jax.clear_caches()` in between, so the new size is traced).
+
+    python benchmarks/profile_shower.py --events 2000000 [--float32] [--sweep] --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+def _timed(fn, repeats):
+    import jax
+
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn())
+    first = time.perf_counter() - start
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = jax.block_until_ready(fn())
+        runs.append(time.perf_counter() - start)
+    return {"first_s": round(first, 4), "steady_s": round(statistics.median(runs), 4)}, out
+
+
+def _trace_top(folder: Path, top: int = 40) -> list:
+    """The `top` device ops of a Perfetto trace by total time: `[ms, calls, name]`."""
+    import collections
+    import gzip
+
+    trace = json.load(gzip.open(sorted(folder.rglob("perfetto_trace.json.gz"))[-1]))
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    names = {e["pid"]: str(e["args"].get("name")) for e in events if e.get("ph") == "M" and e.get("name") == "process_name"}
+    device = {pid for pid, name in names.items() if "device" in name.lower() or "gpu" in name.lower()} or set(names)
+    total, calls = collections.Counter(), collections.Counter()
+    for e in events:
+        if e.get("ph") == "X" and e["pid"] in device:
+            total[e["name"]] += e.get("dur", 0)
+            calls[e["name"]] += 1
+    return [[round(t / 1e3, 3), calls[k], k[:120]] for k, t in total.most_common(top)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=2_000_000)
+    ap.add_argument("--float32", action="store_true")
+    ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--trace", action="store_true", help="also write a Perfetto trace of one layout, realize and thrust call to OUT/trace")
+    args = ap.parse_args(argv)
+
+    import jax
+
+    if not args.float32:
+        jax.config.update("jax_enable_x64", True)
+    import equinox as eqx
+    import jax.numpy as jnp
+    import jax.random as jr
+    import numpy as np
+
+    from diffhep import _devices, observables, shower
+    from diffhep.shower import _shower
+
+    n, r = args.events, args.repeats
+    model = shower.DiscreteQCD(alpha_s=0.118)
+    key = jr.key(20261126)
+    result: dict = {
+        "device": _devices.device_label(),
+        "jax": jax.__version__,
+        "dtype": str(model.alpha_s.dtype),
+        "n_events": n,
+        "sizes": _devices.work_sizes()._asdict(),
+        "phases": {},
+        "sweep": [],
+    }
+    ph = result["phases"]
+
+    def tau(p, m):
+        return 1.0 - observables.thrust(p, m)
+
+    def phases(tag: str, which: set[str]):
+        out = {}
+        keys = jr.split(key, n)
+        if "structures" in which or "steps" in which:
+            out["structures"], st = _timed(lambda: _shower._structures(keys, model), r)
+        if "steps" in which:
+            def host():
+                counts = np.asarray(jnp.sum(st.valid, axis=-1))
+                return jnp.asarray(np.argsort(counts.astype(np.uint16), kind="stable").astype(np.int32))
+
+            out["counts_sort_host"], order = _timed(host, r)
+            n_used = 40
+            out["steps"], _ = _timed(lambda: _shower._steps(st, order, model, n_used), r)
+        lay = shower.layout(key, model, n)
+        if "layout" in which:
+            out["layout_total"], lay = _timed(lambda: shower.layout(key, model, n), r)
+        if "realize" in which or "thrust" in which:
+            out["realize"], (ev, _) = _timed(lambda: shower.realize(lay, model), r)
+        if "thrust" in which:
+            out["buckets"], b = _timed(lambda: observables.MultiplicityBuckets(lay.mask), r)
+            out["bucket_rows"] = b.rows
+            thrust_all = eqx.filter_jit(lambda b, p, m: b.apply(tau, p, m))
+            out["thrust_buckets"], _ = _timed(lambda: thrust_all(b, ev.momenta, ev.mask), r)
+            for size, idx in zip(b.sizes, b.index):
+                one = eqx.filter_jit(
+                    lambda idx, p, m, size=size: observables._buckets._bucket_dense(tau, size, idx, b.order, p, m)
+                )
+                out[f"thrust_size{size}"], _ = _timed(lambda one=one, idx=idx: one(idx, ev.momenta, ev.mask), r)
+            fused = eqx.filter_jit(lambda lay, model, b: b.apply(tau, *(lambda e: (e.momenta, e.mask))(shower.realize(lay, model)[0])))
+            out["realize_plus_thrust_jit"], _ = _timed(lambda: fused(lay, model, b), r)
+        result["phases" if tag == "default" else "sweep"] = (
+            out if tag == "default" else result["sweep"] + [{"setting": tag, **out}]
+        )
+        print(tag, json.dumps(out), flush=True)
+        save()
+
+    def save():
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            name = f"profile-shower-{result['dtype']}.json"
+            (args.out / name).write_text(json.dumps(result, indent=1))
+
+    phases("default", {"structures", "steps", "layout", "realize", "thrust"})
+    if args.trace and args.out:
+        # Kernel-level times as JSON (Perfetto), readable without TensorBoard.
+        lay = jax.block_until_ready(shower.layout(key, model, n))
+        ev, _ = jax.block_until_ready(shower.realize(lay, model))
+        b = observables.MultiplicityBuckets(lay.mask)
+        thrust_all = eqx.filter_jit(lambda b, p, m: b.apply(tau, p, m))
+        jax.block_until_ready(thrust_all(b, ev.momenta, ev.mask))
+        with jax.profiler.trace(str(args.out / "trace"), create_perfetto_trace=True):
+            lay = jax.block_until_ready(shower.layout(key, model, n))
+            ev, _ = jax.block_until_ready(shower.realize(lay, model))
+            jax.block_until_ready(thrust_all(b, ev.momenta, ev.mask))
+        result["trace_top"] = _trace_top(args.out / "trace")
+        print(json.dumps(result["trace_top"], indent=1), flush=True)
+        save()
+    if args.sweep:
+        base = _devices._ACCELERATOR_SIZES
+        for field, value, which in [
+            ("realize_chunk", 2**18, {"realize"}),
+            ("realize_chunk", 2**21, {"realize"}),
+            ("observable_scale", 512, {"thrust"}),
+            ("cascade_lanes", 2**19, {"structures"}),
+            ("steps_batch", 2**18, {"steps"}),
+        ]:
+            _devices._ACCELERATOR_SIZES = base._replace(**{field: value})
+            jax.clear_caches()
+            try:
+                phases(f"{field}={value}", which)
+            except Exception as exc:  # e.g. out of memory: record, go on
+                result["sweep"].append({"setting": f"{field}={value}", "error": str(exc)[:500]})
+                print(field, value, "failed:", str(exc)[:300], flush=True)
+            _devices._ACCELERATOR_SIZES = base
+    del ph
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

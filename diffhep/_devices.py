@@ -83,7 +83,7 @@ class WorkSizes(NamedTuple):
 # A CPU core wants small batches that stay in cache (these were tuned on a 2-core
 # Xeon: 4x over one big vmap for the cascade); a GPU wants ≳ 10⁵ threads in flight
 # per kernel and pays a launch per loop iteration, so it gets batches 64-128x larger.
-# realize on an H200, 2·10⁶ events, float64: 0.30 s in chunks of 2¹⁶, 0.25 s in 2¹⁸,
+# realize on an H200, 2·10⁶ events, float64: 0.27 s in chunks of 2¹⁶, 0.21 s in 2¹⁸,
 # 0.58 s in one (each chunk's scan runs to its busiest event; the chunks of events
 # sorted by emissions stop early). Other sizes moved their phase by < 10 %.
 _CPU_SIZES = WorkSizes(

@@ -176,12 +176,10 @@ def apply_steps(
         yd = (2.0 * r - 1.0) * y_half
         kt = lam * jnp.exp(0.5 * k_eff) * jnp.sqrt(smoothstep((k - kc) / model.softness))
         pa2, pg, pb2, xa, xb = dipole_emission(pa, pb, kt, yd, em.phi[e - 2])
-        # Write three rows in place (an invalid step writes back their old values): a
-        # select of the whole table per step was most of realize's memory traffic.
-        pa2 = jnp.where(valid, pa2, pa)
-        pb2 = jnp.where(valid, pb2, pb)
-        pg = jnp.where(valid, pg, p[g_row])
-        p = p.at[a_row].set(pa2).at[g_row].set(pg).at[b_row].set(pb2)
+        # A select of the whole table, not three in-place row writes of the old values:
+        # inside the `lax.cond` of `n_active`, in-place writes made XLA copy the carry
+        # (realize on an H200, 2·10⁶ events: 0.21 s with the select, 0.28 s without).
+        p = jnp.where(valid, p.at[a_row].set(pa2).at[g_row].set(pg).at[b_row].set(pb2), p)
         return p, None
 
     # Output rows: q, q̄, then the emissions in the order they are applied, so that

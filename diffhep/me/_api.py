@@ -38,34 +38,51 @@ def get_process(process: str) -> Process:
         raise ValueError(f"unknown process {process!r}; known processes: {known}") from None
 
 
-def chunk_size(process: Process) -> int:
-    """Events per `lax.map` step for `process` (all events at once if fewer).
+def work_split(process: Process) -> tuple[int, int]:
+    """`(events, helicities)` per sequential step of `matrix_element` for `process`.
 
-    The helicity × colour-flow × call "lanes" of one chunk bound the memory of the
-    intermediate wavefunctions (g g > t t~ g g has 64 × 24 × 37 lanes per event); the
-    bound is the backend's (`_devices.work_sizes`: 2¹⁹ lanes on a CPU)."""
+    One step holds helicities × events × calls "lanes" of intermediate
+    wavefunctions (`g g > t t~ g g`: 64 × 652 per event), bounded by the backend's
+    `me_lanes` (`_devices.work_sizes`). A CPU wants a step that stays in cache (2¹⁵
+    lanes: `g g > t t~` all 16 helicities × 341 events; `g g > t t~ g g` two
+    helicities × 25 events, the helicities in sequence), with at least
+    `me_min_events` events, which run along the vector units; a GPU takes every
+    helicity at once.
+    """
     sizes = work_sizes()
-    lanes = len(process.helicities()) * max(1, len(process.permutations)) * len(process.calls)
-    return int(min(sizes.me_max_chunk, max(8, sizes.me_lanes // lanes)))
+    calls = len(process.calls)
+    helicities = len(process.helicities())
+    while helicities > 1 and sizes.me_lanes // (helicities * calls) < sizes.me_min_events:
+        helicities = -(-helicities // 2)
+    chunk = int(min(sizes.me_max_chunk, max(8, sizes.me_lanes // (helicities * calls))))
+    return chunk, helicities
+
+
+def chunk_size(process: Process) -> int:
+    """Events per `lax.map` step for `process` (all events at once if fewer); see `work_split`."""
+    return work_split(process)[0]
+
+
+def _events_last(process: Process, p: Array, params: SMParameters, helicity_batch: int) -> Array:
+    """|M|² of `(k, n, 4)` events, computed with the events on the minor axis."""
+    return matrix_element_kernel(process, jnp.moveaxis(p, 0, -1), params, helicity_batch)
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _batched(process: Process, momenta: Array, params: SMParameters) -> Array:
     flat = momenta.reshape((-1,) + momenta.shape[-2:])
-    chunk = chunk_size(process)
+    chunk, helicity_batch = work_split(process)
     if flat.shape[0] <= chunk:
-        me = jax.vmap(matrix_element_kernel, in_axes=(None, 0, None))(process, flat, params)
+        me = _events_last(process, flat, params, helicity_batch)
     else:
-        # Chunks of events in sequence, each vmapped; `checkpoint` makes the backward
-        # pass recompute a chunk instead of storing every chunk's intermediates.
+        # Chunks of events in sequence; `checkpoint` makes the backward pass
+        # recompute a chunk instead of storing every chunk's intermediates.
         # Padded to whole chunks (repeating the last event): one traced copy of the
         # kernel, not a second one for the remainder.
         n = flat.shape[0]
         n_chunks = -(-n // chunk)
         padded = jnp.concatenate([flat, jnp.broadcast_to(flat[-1:], (n_chunks * chunk - n, *flat.shape[1:]))])
-        kernel = jax.checkpoint(
-            lambda p: jax.vmap(matrix_element_kernel, in_axes=(None, 0, None))(process, p, params)
-        )
+        kernel = jax.checkpoint(lambda p: _events_last(process, p, params, helicity_batch))
         me = jax.lax.map(kernel, padded.reshape(n_chunks, chunk, *flat.shape[1:])).reshape(-1)[:n]
     return me.reshape(momenta.shape[:-2])
 

@@ -18,10 +18,12 @@ Feynman diagram, organised as the colour-ordered Berends–Giele recursion
   These rules reproduce MadGraph's ``g g > t t~`` and ``g g > t t~ g`` event by
   event (tests).
 - Currents of the same line are summed (`ADD`) before they propagate, so one
-  flow costs O(n³) calls instead of one per diagram; the calls are written for
-  one flow and `vmap`-ped over the n! relabellings of the gluons
-  (`Process.permutations`), which keeps the traced program, and the compile
-  time, small.
+  flow costs O(n³) calls instead of one per diagram, and a current, which
+  depends only on its ordered gluons, is computed once for all the flows that
+  contain it. (An earlier version wrote the calls of one flow and `vmap`-ped them
+  over the n! relabellings: 2.9× the calls for ``g g > t t~ g g``.) The process
+  compiler groups calls of one routine and depth into one vmapped trace, so the
+  traced program, and the compile time, stay small.
 - The colour matrix ``C_στ = Σ_colours c_σ c_τ*`` is computed numerically from the
   Gell-Mann matrices and stored as integers over a common denominator.
 """
@@ -137,20 +139,20 @@ def quark_line_process(
         ]
         return total(terms)
 
-    # The calls of one flow, gluons in the order given; the other flows relabel them.
-    n_amp = 0
-    for k in range(len(gluons)):
-        # The antiquark closes the line on the last block of gluons.
-        calls.append(Call("FFV1_0", (antiquark, quark_current(gluons[:k]), gluon_current(gluons[k:])), ("GC_11",), (), None))
-        n_amp += 1
+    # Every flow's calls, emitted explicitly: a current depends only on its ordered
+    # gluons, so the caches above emit each shared sub-current once for all flows
+    # (g g > t t~ g g: 302 calls instead of 24 flows × 37 = 888 per helicity).
     orderings = list(itertools.permutations(gluons))
-    permutations = []
-    for sigma in orderings:
-        perm = list(range(len(externals)))
-        for slot, label in zip(gluons, sigma):
-            perm[slot] = label
-        permutations.append(tuple(perm))
-    coefficients = np.kron(np.eye(len(orderings)), np.ones((1, n_amp)))
+    n_amp = 0
+    for flow, sigma in enumerate(orderings):
+        for k in range(len(sigma)):
+            # The antiquark closes the line on the last block of gluons.
+            calls.append(
+                Call("FFV1_0", (antiquark, quark_current(sigma[:k]), gluon_current(sigma[k:])), ("GC_11",), (), None)
+            )
+            n_amp += 1
+    per_flow = n_amp // len(orderings)
+    coefficients = np.kron(np.eye(len(orderings)), np.ones((1, per_flow)))
     numerators, denominator = colour_matrix(orderings)
     return Process(
         name=name,
@@ -160,5 +162,4 @@ def quark_line_process(
         colour_matrix=tuple(tuple(float(x) for x in row) for row in numerators),
         colour_denominators=(float(denominator),) * len(orderings),
         average=average,
-        permutations=tuple(permutations),
     )

@@ -45,6 +45,24 @@ def test_grouping_matches_numpy(prefix, shards):
             assert np.all(got[len(share):] == n_local)  # padding rows
 
 
+@pytest.mark.parametrize("prefix", [True, False])
+@pytest.mark.parametrize("shards", [1, 3])
+def test_device_grouping_equals_host(prefix, shards):
+    # An accelerator groups on the device (counting sort, scatter); a CPU in NumPy.
+    from diffhep.observables import _buckets
+
+    rng = np.random.default_rng(11 + shards + 10 * prefix)
+    n, cap = 900, 24
+    count = np.minimum(rng.poisson(7, n), cap)
+    mask = np.arange(cap)[None, :] < count[:, None] if prefix else rng.random((n, cap)) < count[:, None] / cap
+    sizes = (4, 8, 12, 16, 24)
+    host = _buckets._group_host(mask, sizes, shards)
+    device = [np.asarray(x) for x in _buckets._group(jnp.asarray(mask), sizes, shards)]
+    for h, d in zip(host, device):
+        np.testing.assert_array_equal(h, d)
+    np.testing.assert_array_equal(np.asarray(_buckets._real_first(jnp.asarray(mask))), np.argsort(~mask, axis=1, kind="stable"))
+
+
 def test_bucketed_thrust_equals_padded():
     # Exact: the buckets only drop empty slots, which thrust ignores.
     rng = np.random.default_rng(3)

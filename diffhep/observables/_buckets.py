@@ -73,12 +73,18 @@ class MultiplicityBuckets(eqx.Module):
             raise ValueError(f"shards={shards} must be >= 1 and divide the {n} events")
         n_local = n // shards
         sizes = tuple(sorted({min(int(s), cap) for s in sizes} | {cap}))
-        # The grouping is computed where the mask lives (a shower's mask is on the
-        # device): only the per-bucket counts come to the host, for the static shapes.
-        # Building it in NumPy from a 2·10⁶-event mask took longer than showering it.
-        mask = jnp.asarray(mask, bool)
-        grouped, starts, counts, prefix = _group(mask, sizes, shards)
-        counts = np.asarray(counts)  # (shards, len(sizes))
+        # On an accelerator the grouping is computed where the mask lives (a shower's
+        # mask is on the device) and only small integer arrays cross to the host: in
+        # NumPy, a 2·10⁶-event (argsorted) mask took longer than showering it on an
+        # H200. On a CPU, NumPy is the fastest way and compiles nothing.
+        on_host = isinstance(mask, np.ndarray) or jax.default_backend() == "cpu"
+        if on_host:
+            mask = np.asarray(mask, bool)
+            grouped, counts, prefix = _group_host(mask, sizes, shards)
+        else:
+            mask = jnp.asarray(mask, bool)
+            grouped, counts, prefix = (np.asarray(x) for x in _group(mask, sizes, shards))
+        starts = np.cumsum(counts, axis=1) - counts  # (shards, len(sizes))
         pinned = min_rows or {}
         used, index = [], []
         for b, size in enumerate(sizes):
@@ -90,12 +96,21 @@ class MultiplicityBuckets(eqx.Module):
                 rows = max(rows, _round_rows(math.ceil(most * (1.0 + headroom)), granularity))
             rows = max(rows, pinned.get(size, 0))
             used.append(size)
-            index.append(_take_rows(grouped, starts[:, b], counts[:, b], rows))
+            idx = np.full((shards, rows), n_local, np.int32)  # n_local marks padding
+            for share in range(shards):
+                c, s0 = counts[share, b], starts[share, b]
+                idx[share, :c] = grouped[share, s0 : s0 + c]
+            index.append(jnp.asarray(idx.reshape(-1)))
         self.sizes = tuple(used)
         self.n_events = n
         self.shards = shards
         self.index = tuple(index)
-        self.order = None if bool(prefix) else _real_first(mask)
+        if bool(prefix):
+            self.order = None
+        elif on_host:
+            self.order = jnp.asarray(np.argsort(~mask, axis=1, kind="stable").astype(np.int32))
+        else:
+            self.order = _real_first(mask)
 
     @property
     def rows(self) -> dict[int, int]:
@@ -182,29 +197,46 @@ def _bucket_jvp(fn, size, shards, idx, order, momenta, tangents, mask):
     return _per_share(_bucket_dense_jvp, fn, size, shards)(idx, order, momenta, tangents, mask)
 
 
+def _buckets_of(count, sizes):
+    """Bucket number per event: searchsorted(sizes, count), as a sum of comparisons
+    (NumPy or JAX arrays; 2x faster than searchsorted in XLA on a CPU)."""
+    return (count[:, None] > sizes[None, :]).sum(axis=1)
+
+
+def _group_host(mask: np.ndarray, sizes: tuple[int, ...], shards: int):
+    """`_group` in NumPy (a stable sort of small integers is a radix sort there)."""
+    n, cap = mask.shape
+    count = mask.sum(axis=1)
+    bucket = _buckets_of(count, np.asarray(sizes)).astype(np.uint8).reshape(shards, n // shards)
+    grouped = np.argsort(bucket, axis=1, kind="stable").astype(np.int32)
+    counts = np.stack([np.bincount(b, minlength=len(sizes)) for b in bucket])
+    prefix = np.array_equal(mask, np.arange(cap)[None, :] < count[:, None])
+    return grouped, counts, prefix
+
+
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _group(mask: Array, sizes: tuple[int, ...], shards: int):
-    """Per share: local event indices grouped by bucket (ascending within a bucket,
-    what a stable argsort of the bucket numbers gives), where each bucket starts and how
-    many it holds `(shards, len(sizes))`, and whether every event's real particles come
+    """Per share: local event indices grouped by bucket `(shards, n_local)` (ascending
+    within a bucket, what a stable argsort of the bucket numbers gives), how many each
+    bucket holds `(shards, len(sizes))`, and whether every event's real particles come
     first (a shower's mask: then no reordering is needed)."""
     n, cap = mask.shape
     count = jnp.sum(mask, axis=1, dtype=jnp.int32)
-    # searchsorted(sizes, count) as a sum of comparisons: 2x faster on a CPU.
-    bucket = jnp.sum(count[:, None] > jnp.asarray(sizes, jnp.int32)[None, :], axis=1, dtype=jnp.int32)
+    bucket = _buckets_of(count, jnp.asarray(sizes, jnp.int32)).astype(jnp.int32)
 
     def share(b):
+        # A counting sort: rank within the bucket, plus the bucket's start.
         one_hot = b[:, None] == jnp.arange(len(sizes), dtype=jnp.int32)[None, :]
         rank = jnp.cumsum(one_hot, axis=0, dtype=jnp.int32)
         counts = rank[-1]
         starts = jnp.cumsum(counts) - counts
         slot = jnp.sum(jnp.where(one_hot, rank - 1 + starts[None, :], 0), axis=1)
         grouped = jnp.zeros(b.shape, jnp.int32).at[slot].set(jnp.arange(b.shape[0], dtype=jnp.int32), unique_indices=True)
-        return grouped, starts, counts
+        return grouped, counts
 
-    grouped, starts, counts = jax.vmap(share)(bucket.reshape(shards, n // shards))
+    grouped, counts = jax.vmap(share)(bucket.reshape(shards, n // shards))
     prefix = jnp.all(mask == (jnp.arange(cap)[None, :] < count[:, None]))
-    return grouped, starts, counts, prefix
+    return grouped, counts, prefix
 
 
 @jax.jit
@@ -216,13 +248,3 @@ def _real_first(mask: Array) -> Array:
     fake_before = jnp.sum(mask, axis=1, keepdims=True, dtype=jnp.int32) + jnp.cumsum(~mask, axis=1, dtype=jnp.int32) - 1
     slot = jnp.where(mask, real_before, fake_before)
     return jnp.zeros((n, cap), jnp.int32).at[jnp.arange(n)[:, None], slot].set(jnp.arange(cap, dtype=jnp.int32))
-
-
-@functools.partial(jax.jit, static_argnums=3)
-def _take_rows(grouped: Array, start: Array, count: Array, rows: int) -> Array:
-    """One bucket's `rows` local event indices per share (`n_local` marks padding),
-    the shares one after the other `(shards * rows,)`."""
-    n_local = grouped.shape[1]
-    r = jnp.arange(rows, dtype=jnp.int32)
-    take = jnp.take_along_axis(grouped, jnp.minimum(start[:, None] + r[None, :], n_local - 1), axis=1)
-    return jnp.where(r[None, :] < count[:, None], take, n_local).reshape(-1)

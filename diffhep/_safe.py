@@ -25,9 +25,10 @@ def safe_norm(v: Float[ArrayLike, "*b d"], axis: int = -1) -> Float[Array, "*b"]
 
 
 def safe_div(
-    num: Float[ArrayLike, "*b"], den: Float[ArrayLike, "*b"], default: float = 0.0
-) -> Float[Array, "*b"]:
-    """`num / den` where `den != 0`, else `default` (zero gradient there)."""
+    num: Float[ArrayLike, "*#b"], den: Float[ArrayLike, "*#b"], default: float = 0.0
+) -> Float[Array, "..."]:
+    """`num / den` where `den != 0`, else `default` (zero gradient there); the shapes
+    broadcast."""
     num = jnp.asarray(num)
     den = jnp.asarray(den)
     ok = den != 0

@@ -16,8 +16,9 @@ that our amplitudes agree with MadGraph's helicity by helicity, phases included:
   ``ixxxxx`` then uses ``ω₊ = sqrt(E + |p|)``, ``ω₋ = m/ω₊`` with
   ``|p| = min(E, |p⃗|)``, which is exact only on shell).
 
-Momenta are ``(E, p_x, p_y, p_z)`` in GeV, one particle (no batch axes); batch
-with `jax.vmap`. Helicities (``nhel``) may be traced integers, so that a kernel
+Momenta are ``(E, p_x, p_y, p_z)`` in GeV, `(4,)` for one particle or `(4, *batch)`
+with events on trailing axes (then wavefunctions are `(6, *batch)`: the events stay
+the minor axis, which is what a CPU's vector units want); `jax.vmap` works too. Helicities (``nhel``) may be traced integers, so that a kernel
 can be `vmap`-ed over helicity combinations. Every function is differentiable in
 the momenta, the masses and widths and the couplings; HELAS's special cases
 (``p⃗ = 0``, ``p_T = 0``, momenta along −z) are selected with the double-``where``
@@ -30,8 +31,12 @@ from jaxtyping import Array, ArrayLike, Bool, Complex, Float, Int
 
 from .._safe import safe_div, safe_sqrt
 
-Wave = Complex[Array, "6"]
-ScalarWave = Complex[Array, "3"]
+# Events (or any batch) may follow on trailing axes: every routine is elementwise in
+# the components, so `(6, *batch)` wavefunctions are as good as `(6,)` ones.
+Wave = Complex[Array, "6 *batch"]
+ScalarWave = Complex[Array, "3 *batch"]
+Amplitude = Complex[Array, "*batch"]
+Momentum = Float[ArrayLike, "4 *batch"]
 Coupling = Complex[ArrayLike, ""]
 Real = Float[ArrayLike, ""]
 Helicity = Int[ArrayLike, ""] | int
@@ -196,7 +201,7 @@ def _massless_chi(p: Components, nh: Array, nhel: Array, nsf: Sign, conj: bool) 
     return chi0, chi1
 
 
-def ixxxxx(p: Float[ArrayLike, "4"], fmass: Real, nhel: Helicity, nsf: Sign) -> Wave:
+def ixxxxx(p: Momentum, fmass: Real, nhel: Helicity, nsf: Sign) -> Wave:
     """HELAS ``ixxxxx``: the flowing-in fermion wavefunction ``u`` (or ``v`` for `nsf=-1`).
 
     **Arguments:**
@@ -226,7 +231,7 @@ def ixxxxx(p: Float[ArrayLike, "4"], fmass: Real, nhel: Helicity, nsf: Sign) -> 
     return jnp.concatenate([jnp.stack(flow), spin])
 
 
-def oxxxxx(p: Float[ArrayLike, "4"], fmass: Real, nhel: Helicity, nsf: Sign) -> Wave:
+def oxxxxx(p: Momentum, fmass: Real, nhel: Helicity, nsf: Sign) -> Wave:
     """HELAS ``oxxxxx``: the flowing-out fermion wavefunction ``ū`` (or ``v̄`` for `nsf=-1`).
 
     **Arguments:** as `ixxxxx`; `nsf` is +1 for an outgoing particle and −1 for
@@ -252,7 +257,7 @@ def oxxxxx(p: Float[ArrayLike, "4"], fmass: Real, nhel: Helicity, nsf: Sign) -> 
     return jnp.concatenate([jnp.stack(flow), spin])
 
 
-def vxxxxx(p: Float[ArrayLike, "4"], vmass: Real, nhel: Helicity, nsv: Sign) -> Wave:
+def vxxxxx(p: Momentum, vmass: Real, nhel: Helicity, nsv: Sign) -> Wave:
     """HELAS ``vxxxxx``: the polarisation vector of an external vector boson.
 
     **Arguments:**
@@ -319,7 +324,7 @@ def vxxxxx(p: Float[ArrayLike, "4"], vmass: Real, nhel: Helicity, nsv: Sign) -> 
     return jnp.concatenate([jnp.stack(flow), pol])
 
 
-def sxxxxx(p: Float[ArrayLike, "4"], nss: Sign) -> ScalarWave:
+def sxxxxx(p: Momentum, nss: Sign) -> ScalarWave:
     """HELAS ``sxxxxx``: an external scalar, complex `(3,)` = (flow, flow, 1)."""
     p = _u(p)
     return jnp.stack([_cplx(p[0] * nss, p[3] * nss), _cplx(p[1] * nss, p[2] * nss), _cplx(jnp.ones_like(p[0]))])
@@ -382,22 +387,22 @@ def _ffv_3(F1, F2, cl, cr, M3, W3, transverse_only: bool) -> Array:
     return _wave(*flow, -1j, j, _denominator(p3, M3, W3))
 
 
-def FFV1_0(F1: Wave, F2: Wave, V3: Wave, COUP: Coupling) -> Complex[Array, ""]:
+def FFV1_0(F1: Wave, F2: Wave, V3: Wave, COUP: Coupling) -> Amplitude:
     """Amplitude of the vector coupling ``γ^μ`` (ALOHA ``FFV1_0``)."""
     return _ffv_amp(_u(F1), _u(F2), _u(V3), COUP, COUP)
 
 
-def FFV2_0(F1: Wave, F2: Wave, V3: Wave, COUP: Coupling) -> Complex[Array, ""]:
+def FFV2_0(F1: Wave, F2: Wave, V3: Wave, COUP: Coupling) -> Amplitude:
     """Amplitude of ``γ^μ P_L``-type coupling (ALOHA ``FFV2_0``)."""
     return _ffv_amp(_u(F1), _u(F2), _u(V3), COUP, 0.0)
 
 
-def FFV4_0(F1: Wave, F2: Wave, V3: Wave, COUP: Coupling) -> Complex[Array, ""]:
+def FFV4_0(F1: Wave, F2: Wave, V3: Wave, COUP: Coupling) -> Amplitude:
     """Amplitude of ALOHA's ``FFV4`` structure (``γ^μ P_L + 2 γ^μ P_R``)."""
     return _ffv_amp(_u(F1), _u(F2), _u(V3), COUP, 2.0 * COUP)
 
 
-def FFV2_4_0(F1: Wave, F2: Wave, V3: Wave, COUP1: Coupling, COUP2: Coupling) -> Complex[Array, ""]:
+def FFV2_4_0(F1: Wave, F2: Wave, V3: Wave, COUP1: Coupling, COUP2: Coupling) -> Amplitude:
     """``FFV2_0(COUP1) + FFV4_0(COUP2)``: the Z–fermion vertex of the sm model."""
     return _ffv_amp(_u(F1), _u(F2), _u(V3), COUP1 + COUP2, 2.0 * COUP2)
 
@@ -494,7 +499,7 @@ def fermion_current(
 
 
 # ------------------------------------------------------------ gauge vertices
-def VVV1_0(V1: Wave, V2: Wave, V3: Wave, COUP: Coupling) -> Complex[Array, ""]:
+def VVV1_0(V1: Wave, V2: Wave, V3: Wave, COUP: Coupling) -> Amplitude:
     """Three-gluon amplitude (ALOHA ``VVV1_0``), all momenta taken from the flows."""
     V1, V2, V3 = _u(V1), _u(V2), _u(V3)
     p1, p2, p3 = _flow_momentum(V1), _flow_momentum(V2), _flow_momentum(V3)
@@ -550,19 +555,19 @@ def VVVV4P0_1(V2: Wave, V3: Wave, V4: Wave, COUP: Coupling, M1: Real, W1: Real) 
     return _vvvv_current(V2, V3, V4, COUP, M1, W1, _scaled(v2, _dot(v3, v4)), _scaled(v3, _dot(v2, v4)))
 
 
-def VVVV1_0(V1: Wave, V2: Wave, V3: Wave, V4: Wave, COUP: Coupling) -> Complex[Array, ""]:
+def VVVV1_0(V1: Wave, V2: Wave, V3: Wave, V4: Wave, COUP: Coupling) -> Amplitude:
     """Four-gluon amplitude, ``VVVV1`` structure (ALOHA ``VVVV1_0``)."""
     v1, v2, v3, v4 = (_u(V)[2:] for V in (V1, V2, V3, V4))
     return 1j * COUP * (_dot(v1, v3) * _dot(v2, v4) - _dot(v2, v3) * _dot(v1, v4))
 
 
-def VVVV3_0(V1: Wave, V2: Wave, V3: Wave, V4: Wave, COUP: Coupling) -> Complex[Array, ""]:
+def VVVV3_0(V1: Wave, V2: Wave, V3: Wave, V4: Wave, COUP: Coupling) -> Amplitude:
     """Four-gluon amplitude, ``VVVV3`` structure (ALOHA ``VVVV3_0``)."""
     v1, v2, v3, v4 = (_u(V)[2:] for V in (V1, V2, V3, V4))
     return 1j * COUP * (_dot(v1, v2) * _dot(v3, v4) - _dot(v2, v3) * _dot(v1, v4))
 
 
-def VVVV4_0(V1: Wave, V2: Wave, V3: Wave, V4: Wave, COUP: Coupling) -> Complex[Array, ""]:
+def VVVV4_0(V1: Wave, V2: Wave, V3: Wave, V4: Wave, COUP: Coupling) -> Amplitude:
     """Four-gluon amplitude, ``VVVV4`` structure (ALOHA ``VVVV4_0``)."""
     v1, v2, v3, v4 = (_u(V)[2:] for V in (V1, V2, V3, V4))
     return 1j * COUP * (_dot(v1, v2) * _dot(v3, v4) - _dot(v1, v3) * _dot(v2, v4))

@@ -308,7 +308,7 @@ class Layout(eqx.Module):
         return self.keys.shape[0]
 
     @property
-    def mask(self) -> Bool[Array, "n 2+n_steps"]:
+    def mask(self) -> Bool[Array, "n slots"]:
         """Which particle slots of `realize`'s events are real `(n_events, 2 + n_steps)`,
         on the layout's device: the q q̄ pair and each valid emission (real ones first)."""
         return jnp.concatenate([jnp.ones((self.n_events, 2), bool), self.steps.valid[:, : self.n_steps]], axis=1)

@@ -761,3 +761,14 @@ def test_dipole_emission_near_collinear_dipole(dtype):
     # Conservation to γ² ε (γ = E/m = 5e4 here; a shower dipole that can radiate has
     # m ≥ 2 k⊥,min, so γ ≲ 100 at LEP and conservation holds to 1e-12 there).
     np.testing.assert_allclose(np.asarray(out[0] + out[1] + out[2]), np.asarray(pa + pb), rtol=1e-6, atol=1e-6 * 2 * e)
+
+
+def test_device_sort_of_counts_equals_numpy():
+    # `layout` sorts events by emission count in NumPy on a CPU and on the device
+    # elsewhere (`_sort_counts`); both must give the same stable order, per share.
+    from diffhep.shower import _shower
+
+    counts = np.random.default_rng(5).poisson(9, 3000).astype(np.int32)
+    for shares in (1, 3):
+        want = np.argsort(counts.reshape(shares, -1), axis=1, kind="stable").reshape(-1)
+        np.testing.assert_array_equal(np.asarray(_shower._sort_counts(jnp.asarray(counts), shares)), want)

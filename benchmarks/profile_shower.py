@@ -84,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
         "phases": {},
         "sweep": [],
     }
-    ph = result["phases"]
 
     def tau(p, m):
         return 1.0 - observables.thrust(p, m)
@@ -119,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
                 out[f"thrust_size{size}"], _ = _timed(lambda one=one, idx=idx: one(idx, ev.momenta, ev.mask), r)
             fused = eqx.filter_jit(lambda lay, model, b: b.apply(tau, *(lambda e: (e.momenta, e.mask))(shower.realize(lay, model)[0])))
             out["realize_plus_thrust_jit"], _ = _timed(lambda: fused(lay, model, b), r)
-        result["phases" if tag == "default" else "sweep"] = (
-            out if tag == "default" else result["sweep"] + [{"setting": tag, **out}]
-        )
+        if tag == "default":
+            result["phases"] = out
+        else:
+            result["sweep"].append({"setting": tag, **out})
         print(tag, json.dumps(out), flush=True)
         save()
 
@@ -163,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
                 result["sweep"].append({"setting": f"{field}={value}", "error": str(exc)[:500]})
                 print(field, value, "failed:", str(exc)[:300], flush=True)
             _devices._ACCELERATOR_SIZES = base
-    del ph
     return 0
 
 

@@ -58,11 +58,6 @@ def work_split(process: Process) -> tuple[int, int]:
     return chunk, helicities
 
 
-def chunk_size(process: Process) -> int:
-    """Events per `lax.map` step for `process` (all events at once if fewer); see `work_split`."""
-    return work_split(process)[0]
-
-
 def _events_last(process: Process, p: Array, params: SMParameters, helicity_batch: int) -> Array:
     """|M|² of `(k, n, 4)` events, computed with the events on the minor axis."""
     return matrix_element_kernel(process, jnp.moveaxis(p, 0, -1), params, helicity_batch)

@@ -405,11 +405,15 @@ def _fermion_currents(
     return list(jnp.unstack(out))
 
 
-def _amplitudes(
+def amplitudes_from_wavefunctions(
     process: Process, externals: list[Array], couplings: dict[str, Array], masses: dict[str, Array]
 ) -> Array:
-    """The amplitude of every amplitude call `(n_amplitudes, *batch)` for one helicity
-    combination."""
+    """All amplitude lines `(n_amplitudes, *batch)` of one helicity combination, from its
+    external wavefunctions (`(6, *batch)` each; `batch` may be empty).
+
+    Tests also feed it non-standard wavefunctions (e.g. a gluon polarisation replaced
+    by its momentum, for gauge invariance). `couplings` must already be complex.
+    """
     groups, n_amps = _schedule(process)
     values: dict[int, Array] = dict(enumerate(externals))
     amps: list[Array | None] = [None] * n_amps
@@ -434,19 +438,6 @@ def _amplitudes(
             else:
                 values[out] = result
     return jnp.stack(amps)
-
-
-def amplitudes_from_wavefunctions(
-    process: Process, externals: list[Array], couplings: dict[str, Array], masses: dict[str, Array]
-) -> Array:
-    """All amplitude lines `(n_amplitudes, *batch)` for given external wavefunctions
-    (`(6, *batch)` each; `batch` may be empty).
-
-    For tests that feed non-standard wavefunctions (e.g. a gluon polarisation
-    replaced by its momentum, for gauge invariance). `couplings` must already be
-    complex.
-    """
-    return _amplitudes(process, externals, couplings, masses)
 
 
 def helicity_amplitudes(

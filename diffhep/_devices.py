@@ -73,7 +73,7 @@ class WorkSizes(NamedTuple):
     me_lanes: int
     """Helicity × event × call lanes per sequential step of `me.matrix_element`."""
     me_min_events: int
-    """Events per step of `me.matrix_element` below which helicities go in sequence."""
+    """Events per sequential step of `me.matrix_element`, at least."""
     me_max_chunk: int
     """Events per chunk of `me.matrix_element`, at most."""
     mtop_batch: int
@@ -88,14 +88,14 @@ class WorkSizes(NamedTuple):
 # realize on an H200, 2·10⁶ events, float64: 0.27 s in chunks of 2¹⁶, 0.21 s in 2¹⁸,
 # 0.58 s in one (each chunk's scan runs to its busiest event; the chunks of events
 # sorted by emissions stop early). Other sizes moved their phase by < 10 %.
-# Matrix elements on one CPU core, per step 2¹⁵ helicity × event × call lanes instead of
-# 2¹⁹ with every helicity: g g > t t~ 1.9e5/s instead of 1.0e5 (2¹⁴: 2.2e5), g g > t t~
-# g g 550/s instead of 350 (2 helicities × 25 events per step; 2¹⁴ gave 1 × 25: 420).
+# Matrix elements on one CPU core (helicity recycling by broadcasting): 2¹⁴ lanes per
+# step, g g > t t~ 3.9e5/s (2¹³: 3.7e5, 2¹⁵: 3.7e5); g g > t t~ g g at 16 events per step
+# 1.35e3/s (8: 1.09e3, 32: 1.27e3); before, 2¹⁹ lanes gave 1.0e5 and 350.
 _CPU_SIZES = WorkSizes(
     cascade_lanes=1024,
     steps_batch=1024,
     realize_chunk=512,
-    me_lanes=2**15,
+    me_lanes=2**14,
     me_min_events=16,
     me_max_chunk=16384,
     mtop_batch=8,

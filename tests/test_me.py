@@ -730,9 +730,9 @@ def test_decay_chain_helicity_restriction_is_exact(params, rng):
 
 
 def test_chunked_batches_match_vmap(params, monkeypatch, rng):
-    # Large batches run as padded chunks in `lax.map` (+ checkpoint), and a chunk's
-    # helicities in sequence; shrink both so that a small batch (13 events: 2 chunks of
-    # 8, padded; 2 of the 16 helicities at a time) takes that path.
+    # Large batches run as padded chunks in `lax.map` (+ checkpoint); shrink the chunk
+    # so that a small batch (13 events: 2 chunks of 8, padded) takes that path, with
+    # the events on the minor axis, against the single-event kernel under vmap.
     # On-shell tops: MadGraph's dump has E = |p| for massive tops, where HELAS's
     # min(E, |p|) has a kink and the gradient depends on round-off.
     from diffhep.me import _api
@@ -742,9 +742,9 @@ def test_chunked_batches_match_vmap(params, monkeypatch, rng):
     momenta = _on_shell_points("u u~ > t t~", rng, 13) @ random_rotation(rng).T
     reference = np.asarray(jax.jit(jax.vmap(lambda q: matrix_element_kernel(process, q, params)))(jnp.asarray(momenta)))
     momenta = jnp.asarray(momenta)
-    sizes = _api.work_sizes()._replace(me_lanes=2 * len(process.calls) * 8, me_min_events=8)
+    sizes = _api.work_sizes()._replace(me_lanes=1, me_min_events=8)
     monkeypatch.setattr(_api, "work_sizes", lambda: sizes)
-    assert _api.work_split(process) == (8, 2)
+    assert _api.chunk_size(process) == 8
     chunked = me.matrix_element("u u~ > t t~", momenta, params)
     np.testing.assert_allclose(np.asarray(chunked), reference, rtol=1e-14, atol=0)
     grad_chunked = jax.jit(jax.grad(lambda p: jnp.sum(me.matrix_element("u u~ > t t~", p, params))))(momenta)

@@ -38,37 +38,33 @@ def get_process(process: str) -> Process:
         raise ValueError(f"unknown process {process!r}; known processes: {known}") from None
 
 
-def work_split(process: Process) -> tuple[int, int]:
-    """`(events, helicities)` per sequential step of `matrix_element` for `process`.
+def chunk_size(process: Process) -> int:
+    """Events per sequential step of `matrix_element` for `process` (all at once if
+    fewer).
 
-    One step holds helicities × events × calls "lanes" of intermediate
-    wavefunctions (`g g > t t~ g g`: 64 × 652 per event), bounded by the backend's
-    `me_lanes` (`_devices.work_sizes`). A CPU wants a step that stays in cache (2¹⁵
-    lanes: `g g > t t~` all 16 helicities × 341 events; `g g > t t~ g g` two
-    helicities × 25 events, the helicities in sequence), with at least
-    `me_min_events` events, which run along the vector units; a GPU takes every
-    helicity at once.
+    A step holds at most helicities × events × calls "lanes" of intermediate
+    wavefunctions (`g g > t t~ g g`: 64 × 652 per event; fewer in fact, as each current
+    runs over the helicities of its own externals only), bounded by the backend's
+    `me_lanes` (`_devices.work_sizes`), and at least `me_min_events` events, which run
+    along the vector units. A CPU wants a step that stays in cache: 2¹⁴ lanes
+    (`g g > t t~`: 170 events per step; `g g > t t~ g g`: the minimum, 16).
     """
     sizes = work_sizes()
-    calls = len(process.calls)
-    helicities = len(process.helicities())
-    while helicities > 1 and sizes.me_lanes // (helicities * calls) < sizes.me_min_events:
-        helicities = -(-helicities // 2)
-    chunk = int(min(sizes.me_max_chunk, max(8, sizes.me_lanes // (helicities * calls))))
-    return chunk, helicities
+    lanes = len(process.helicities()) * len(process.calls)
+    return int(min(sizes.me_max_chunk, max(sizes.me_min_events, sizes.me_lanes // lanes)))
 
 
-def _events_last(process: Process, p: Array, params: SMParameters, helicity_batch: int) -> Array:
+def _events_last(process: Process, p: Array, params: SMParameters) -> Array:
     """|M|² of `(k, n, 4)` events, computed with the events on the minor axis."""
-    return matrix_element_kernel(process, jnp.moveaxis(p, 0, -1), params, helicity_batch)
+    return matrix_element_kernel(process, jnp.moveaxis(p, 0, -1), params)
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _batched(process: Process, momenta: Array, params: SMParameters) -> Array:
     flat = momenta.reshape((-1,) + momenta.shape[-2:])
-    chunk, helicity_batch = work_split(process)
+    chunk = chunk_size(process)
     if flat.shape[0] <= chunk:
-        me = _events_last(process, flat, params, helicity_batch)
+        me = _events_last(process, flat, params)
     else:
         # Chunks of events in sequence; `checkpoint` makes the backward pass
         # recompute a chunk instead of storing every chunk's intermediates.
@@ -77,7 +73,7 @@ def _batched(process: Process, momenta: Array, params: SMParameters) -> Array:
         n = flat.shape[0]
         n_chunks = -(-n // chunk)
         padded = jnp.concatenate([flat, jnp.broadcast_to(flat[-1:], (n_chunks * chunk - n, *flat.shape[1:]))])
-        kernel = jax.checkpoint(lambda p: _events_last(process, p, params, helicity_batch))
+        kernel = jax.checkpoint(lambda p: _events_last(process, p, params))
         me = jax.lax.map(kernel, padded.reshape(n_chunks, chunk, *flat.shape[1:])).reshape(-1)[:n]
     return me.reshape(momenta.shape[:-2])
 

@@ -33,9 +33,11 @@ from .._safe import safe_div, safe_sqrt
 
 # Events (or any batch) may follow on trailing axes: every routine is elementwise in
 # the components, so `(6, *batch)` wavefunctions are as good as `(6,)` ones.
-Wave = Complex[Array, "6 *batch"]
-ScalarWave = Complex[Array, "3 *batch"]
-Amplitude = Complex[Array, "*batch"]
+# Wavefunctions of different particles may carry different (broadcastable) helicity
+# axes, so the batch shapes of a vertex's inputs need only broadcast.
+Wave = Complex[Array, "6 *#batch"]
+ScalarWave = Complex[Array, "3 *#batch"]
+Amplitude = Complex[Array, "*#batch"]
 Momentum = Float[ArrayLike, "4 *batch"]
 Coupling = Complex[ArrayLike, ""]
 Real = Float[ArrayLike, ""]
@@ -51,6 +53,13 @@ def _cplx(re, im=0.0):
     """`re + i·im`, complex64 for float32 inputs and complex128 for float64."""
     re = jnp.asarray(re)
     return re + 1j * jnp.asarray(im, dtype=re.dtype)
+
+
+def _stack(xs) -> Array:
+    """`stack` of components that may broadcast against each other (an off-shell
+    wavefunction's components depend on the helicities of all its inputs, its flow
+    on none): the result has their common shape."""
+    return jnp.stack(jnp.broadcast_arrays(*xs))
 
 
 def _u(x) -> tuple[Array, ...]:
@@ -341,7 +350,7 @@ def _wave(flow0, flow1, c, components, den) -> Array:
     # One complex division per wavefunction, not one per component (XLA's complex
     # division is ~20 flops with scaling, and a loop fusion repeats it per element).
     scale = c / den
-    return jnp.stack([flow0, flow1, *(scale * x for x in components)])
+    return _stack([flow0, flow1, *(scale * x for x in components)])
 
 
 def _ffv_amp(F1, F2, V3, cl, cr) -> Array:
@@ -495,7 +504,7 @@ def fermion_current(
     scale = COUP * 1j / den  # one division (see `_wave`)
     out = tuple(scale * (M * a - b) for a, b in zip(x, sx))
     out = tuple(jnp.where(conjugate, c, o) for c, o in zip(_charge_conjugate(out), out))
-    return jnp.stack([*flow, *out])
+    return _stack([*flow, *out])
 
 
 # ------------------------------------------------------------ gauge vertices
@@ -614,4 +623,4 @@ def ADD(W1: Wave, W2: Wave) -> Wave:
     a sum over the diagrams that feed one internal line.
     """
     W1, W2 = _u(W1), _u(W2)
-    return jnp.stack([W1[0], W1[1], *(a + b for a, b in zip(W1[2:], W2[2:]))])
+    return _stack([W1[0], W1[1], *(a + b for a, b in zip(W1[2:], W2[2:]))])

@@ -295,12 +295,17 @@ def _helicity_index(process: Process) -> np.ndarray:
     return idx
 
 
-def _combinations(process: Process, states: list[Array]) -> list[Array]:
-    """Per external particle, its wavefunction in every helicity combination `(n_combinations, 6)`.
+def _helicity_axes(process: Process, states: list[Array]) -> tuple[list[Array], tuple[int, ...]]:
+    """Per external particle its wavefunctions `(6, 1, …, d_k, …, 1, *batch)`: one axis
+    per particle for its helicity states, of size 1 for the others' (and `d_k` = 1 for
+    a fixed helicity); and the dims `(d_0, …, d_{n−1})`.
 
-    `process.helicities()` is the Cartesian product of the particles' states in
-    order, so each particle's states are broadcast over the others' axes and
-    flattened (no gather, whose gradient would be a scatter-add).
+    HELAS is elementwise, so a current computed from these broadcasts over the
+    helicities of its own externals only: every sub-current is computed once per
+    helicity combination *of the particles it depends on* (MadGraph's "helicity
+    recycling"), not once per combination of all of them. `process.helicities()` is
+    the Cartesian product of the particles' states in order, i.e. the row-major
+    flattening of these axes.
     """
     choices = []
     for k, ext in enumerate(process.externals):
@@ -312,9 +317,10 @@ def _combinations(process: Process, states: list[Array]) -> list[Array]:
     for k, (state, chosen) in enumerate(zip(states, choices)):
         if len(chosen) != state.shape[0]:  # a fixed helicity: a static slice
             state = state[chosen[0] : chosen[0] + 1]
-        shape = (1,) * k + (dims[k],) + (1,) * (len(dims) - k - 1) + state.shape[1:]
-        out.append(jnp.broadcast_to(state.reshape(shape), dims + state.shape[1:]).reshape((-1,) + state.shape[1:]))
-    return out
+        state = jnp.moveaxis(state, 0, 1)  # (6, d_k, *batch)
+        shape = state.shape[:1] + (1,) * k + (dims[k],) + (1,) * (len(dims) - k - 1) + state.shape[2:]
+        out.append(state.reshape(shape))
+    return out, dims
 
 
 @dataclasses.dataclass(frozen=True)
@@ -399,8 +405,8 @@ def _fermion_currents(
     mass, width = (
         jnp.stack([jnp.asarray(_mass_value(masses, c.masses[i]), dtype=dtype) for c in group.members]) for i in (0, 1)
     )
-    f = jnp.stack([values[ids[0]] for ids in group.inputs])
-    v = jnp.stack([values[ids[1]] for ids in group.inputs])
+    f = _stack_members([values[ids[0]] for ids in group.inputs])
+    v = _stack_members([values[ids[1]] for ids in group.inputs])
     out = jax.vmap(_helas.fermion_current)(f, v, coup, mass, width, jnp.asarray(conj), jnp.asarray(mask, dtype=dtype))
     return list(jnp.unstack(out))
 
@@ -430,45 +436,44 @@ def amplitudes_from_wavefunctions(
             results = [fn(*(values[i] for i in group.inputs[0]), *constants)]
         else:
             # `stack`/`unstack` (not indexing): their transposes are each other.
-            args = [jnp.stack([values[ids[a]] for ids in group.inputs]) for a in range(len(group.inputs[0]))]
+            args = [_stack_members([values[ids[a]] for ids in group.inputs]) for a in range(len(group.inputs[0]))]
             results = jnp.unstack(jax.vmap(lambda *w, fn=fn: fn(*w, *constants))(*args))
         for out, result in zip(group.outputs, results):
             if group.amplitude:
                 amps[out] = result
             else:
                 values[out] = result
-    return jnp.stack(amps)
+    return _stack_members(amps)
 
 
-def helicity_amplitudes(
-    process: Process, momenta: Float[ArrayLike, "n 4 *batch"], params: SMParameters, helicity_batch: int = 0
-) -> Array:
+def _stack_members(xs: list[Array]) -> Array:
+    """Stack values whose helicity axes differ (size 1 where a value does not depend
+    on a particle's helicity): broadcast to their common shape first."""
+    return jnp.stack(jnp.broadcast_arrays(*xs))
+
+
+def helicity_amplitudes(process: Process, momenta: Float[ArrayLike, "n 4 *batch"], params: SMParameters) -> Array:
     """Amplitudes `(n_helicities, n_amplitudes, *batch)` before colour algebra.
 
     `momenta` is `(n_external, 4)` for one event, or `(n_external, 4, *batch)` for
     events along trailing axes. Rows follow `process.helicities()`, columns the
     amplitude lines of the description. For diagnostics, e.g. MadGraph's single-diagram-enhancement
-    weights. `helicity_batch` (static): evaluate that many helicity combinations
-    at a time in sequence (0: all at once); the values are the same.
+    weights.
     """
     momenta = jnp.asarray(momenta)
     couplings = {k: v.astype(jnp.result_type(momenta.dtype, jnp.complex64)) for k, v in params.couplings().items()}
     masses = params.masses()
     states = _external_wavefunctions(process, momenta, masses)
 
-    def one_helicity(*externals):
-        return amplitudes_from_wavefunctions(process, list(externals), couplings, masses)
-
-    combos = _combinations(process, states)
-    if helicity_batch and combos[0].shape[0] > helicity_batch:
-        # `helicity_batch` combinations at a time (`lax.map`), so that the
-        # intermediates of one step stay in cache (see `me._api.work_split`).
-        return jax.lax.map(lambda c: one_helicity(*c), tuple(combos), batch_size=int(helicity_batch))
-    return jax.vmap(one_helicity)(*combos)
+    externals, dims = _helicity_axes(process, states)
+    amps = amplitudes_from_wavefunctions(process, externals, couplings, masses)  # (A, *dims, *batch)
+    amps = jnp.broadcast_to(amps, amps.shape[:1] + dims + amps.shape[1 + len(dims) :])
+    amps = amps.reshape(amps.shape[:1] + (-1,) + amps.shape[1 + len(dims) :])
+    return jnp.moveaxis(amps, 0, 1)
 
 
 def matrix_element_kernel(
-    process: Process, momenta: Float[ArrayLike, "n 4 *batch"], params: SMParameters, helicity_batch: int = 0
+    process: Process, momenta: Float[ArrayLike, "n 4 *batch"], params: SMParameters
 ) -> Float[Array, "*batch"]:
     """|M|², summed over helicities and colours and averaged as MadGraph does.
 
@@ -481,11 +486,10 @@ def matrix_element_kernel(
       over events, as CUDACPP's SIMD does (`vmap` over events puts the events first
       and the 6 wavefunction components last: 1.6–3× slower on a CPU).
     - `params`: `SMParameters`, already in the dtype of `momenta`.
-    - `helicity_batch`: as in `helicity_amplitudes` (static).
 
     **Returns:** `(*batch)` in GeV^(8−2n). Differentiable in `momenta` and `params`.
     """
-    amps = helicity_amplitudes(process, momenta, params, helicity_batch)  # (n_helicities, n_amplitudes, *batch)
+    amps = helicity_amplitudes(process, momenta, params)  # (n_helicities, n_amplitudes, *batch)
     coefficients = jnp.asarray(np.array(process.jamp_coefficients), dtype=amps.dtype)
     jamps = jnp.einsum("ha...,ca->hc...", amps, coefficients)  # (n_helicities, n_colour, *batch)
     momenta = jnp.asarray(momenta)

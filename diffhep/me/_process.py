@@ -26,13 +26,14 @@ hand-written amplitude::
   (see `SMParameters.couplings`) and mass/width names (`SMParameters.masses`).
 
 `matrix_element_kernel(process, momenta, params)` evaluates a `Process` for one
-event. External wavefunctions are computed once per event for every helicity
-state (one vmapped trace per kind of particle), broadcast to the helicity
-combinations, and the calls are `vmap`-ped over the combinations. The calls
-are renamed to single assignments and grouped (`_schedule`): calls of the same
-routine at the same depth of the diagram share one vmapped trace. Compile time,
-not run time, is what these choices are for; the arithmetic of every call is
-that of the HELAS routine.
+event or for events along trailing axes (the minor axis, which a CPU vectorises).
+External wavefunctions are computed once per event for every helicity state (one
+vmapped trace per kind of particle), each on its own helicity axis; HELAS is
+elementwise, so every call broadcasts over the helicity axes of the externals it
+depends on and no others (MadGraph's helicity recycling, here by broadcasting). The
+calls are renamed to single assignments and grouped (`_schedule`): calls of the same
+routine at the same depth of the diagram share one vmapped trace (compile time).
+The arithmetic of every call is that of the HELAS routine.
 """
 
 import dataclasses
@@ -297,8 +298,9 @@ def _helicity_index(process: Process) -> np.ndarray:
 
 def _helicity_axes(process: Process, states: list[Array]) -> tuple[list[Array], tuple[int, ...]]:
     """Per external particle its wavefunctions `(6, 1, …, d_k, …, 1, *batch)`: one axis
-    per particle for its helicity states, of size 1 for the others' (and `d_k` = 1 for
-    a fixed helicity); and the dims `(d_0, …, d_{n−1})`.
+    per particle with several helicity states (`d_k` of them), of size 1 for the
+    others' (a particle with one state, e.g. a fixed helicity, has none); and the
+    dims of these axes.
 
     HELAS is elementwise, so a current computed from these broadcasts over the
     helicities of its own externals only: every sub-current is computed once per
@@ -312,13 +314,18 @@ def _helicity_axes(process: Process, states: list[Array]) -> tuple[list[Array], 
         allowed = _helicity_states(ext)
         fixed = dict(process.fixed_helicities).get(k)
         choices.append([allowed.index(fixed)] if fixed is not None else list(range(len(allowed))))
-    dims = tuple(len(c) for c in choices)
-    out = []
-    for k, (state, chosen) in enumerate(zip(states, choices)):
+    # Only particles with more than one state get an axis (fewer, smaller ops to compile).
+    dims = tuple(len(c) for c in choices if len(c) > 1)
+    out, axis = [], 0
+    for state, chosen in zip(states, choices):
         if len(chosen) != state.shape[0]:  # a fixed helicity: a static slice
             state = state[chosen[0] : chosen[0] + 1]
         state = jnp.moveaxis(state, 0, 1)  # (6, d_k, *batch)
-        shape = state.shape[:1] + (1,) * k + (dims[k],) + (1,) * (len(dims) - k - 1) + state.shape[2:]
+        if len(chosen) > 1:
+            shape = state.shape[:1] + (1,) * axis + (len(chosen),) + (1,) * (len(dims) - axis - 1) + state.shape[2:]
+            axis += 1
+        else:
+            shape = state.shape[:1] + (1,) * len(dims) + state.shape[2:]
         out.append(state.reshape(shape))
     return out, dims
 

@@ -55,10 +55,11 @@ def _cplx(re, im=0.0):
     return re + 1j * jnp.asarray(im, dtype=re.dtype)
 
 
-def _stack(xs) -> Array:
-    """`stack` of components that may broadcast against each other (an off-shell
-    wavefunction's components depend on the helicities of all its inputs, its flow
-    on none): the result has their common shape."""
+def stack_broadcast(xs) -> Array:
+    """`stack` of arrays that may broadcast against each other: an off-shell
+    wavefunction's components depend on the helicities of all its inputs and its flow
+    on none; the calls of a vmapped group depend on different particles' helicities
+    (size-1 axes elsewhere). The result has their common shape."""
     return jnp.stack(jnp.broadcast_arrays(*xs))
 
 
@@ -350,7 +351,7 @@ def _wave(flow0, flow1, c, components, den) -> Array:
     # One complex division per wavefunction, not one per component (XLA's complex
     # division is ~20 flops with scaling, and a loop fusion repeats it per element).
     scale = c / den
-    return _stack([flow0, flow1, *(scale * x for x in components)])
+    return stack_broadcast([flow0, flow1, *(scale * x for x in components)])
 
 
 def _ffv_amp(F1, F2, V3, cl, cr) -> Array:
@@ -504,7 +505,7 @@ def fermion_current(
     scale = COUP * 1j / den  # one division (see `_wave`)
     out = tuple(scale * (M * a - b) for a, b in zip(x, sx))
     out = tuple(jnp.where(conjugate, c, o) for c, o in zip(_charge_conjugate(out), out))
-    return _stack([*flow, *out])
+    return stack_broadcast([*flow, *out])
 
 
 # ------------------------------------------------------------ gauge vertices
@@ -623,4 +624,4 @@ def ADD(W1: Wave, W2: Wave) -> Wave:
     a sum over the diagrams that feed one internal line.
     """
     W1, W2 = _u(W1), _u(W2)
-    return _stack([W1[0], W1[1], *(a + b for a, b in zip(W1[2:], W2[2:]))])
+    return stack_broadcast([W1[0], W1[1], *(a + b for a, b in zip(W1[2:], W2[2:]))])

@@ -412,8 +412,8 @@ def _fermion_currents(
     mass, width = (
         jnp.stack([jnp.asarray(_mass_value(masses, c.masses[i]), dtype=dtype) for c in group.members]) for i in (0, 1)
     )
-    f = _stack_members([values[ids[0]] for ids in group.inputs])
-    v = _stack_members([values[ids[1]] for ids in group.inputs])
+    f = _helas.stack_broadcast([values[ids[0]] for ids in group.inputs])
+    v = _helas.stack_broadcast([values[ids[1]] for ids in group.inputs])
     out = jax.vmap(_helas.fermion_current)(f, v, coup, mass, width, jnp.asarray(conj), jnp.asarray(mask, dtype=dtype))
     return list(jnp.unstack(out))
 
@@ -443,20 +443,14 @@ def amplitudes_from_wavefunctions(
             results = [fn(*(values[i] for i in group.inputs[0]), *constants)]
         else:
             # `stack`/`unstack` (not indexing): their transposes are each other.
-            args = [_stack_members([values[ids[a]] for ids in group.inputs]) for a in range(len(group.inputs[0]))]
+            args = [_helas.stack_broadcast([values[ids[a]] for ids in group.inputs]) for a in range(len(group.inputs[0]))]
             results = jnp.unstack(jax.vmap(lambda *w, fn=fn: fn(*w, *constants))(*args))
         for out, result in zip(group.outputs, results):
             if group.amplitude:
                 amps[out] = result
             else:
                 values[out] = result
-    return _stack_members(amps)
-
-
-def _stack_members(xs: list[Array]) -> Array:
-    """Stack values whose helicity axes differ (size 1 where a value does not depend
-    on a particle's helicity): broadcast to their common shape first."""
-    return jnp.stack(jnp.broadcast_arrays(*xs))
+    return _helas.stack_broadcast(amps)
 
 
 def helicity_amplitudes(process: Process, momenta: Float[ArrayLike, "n 4 *batch"], params: SMParameters) -> Array:

@@ -94,12 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         if "structures" in which or "steps" in which:
             out["structures"], st = _timed(lambda: _shower._structures(keys, model), r)
         if "steps" in which:
-            def host():
-                counts = np.asarray(jnp.sum(st.valid, axis=-1))
-                return jnp.asarray(np.argsort(counts.astype(np.uint16), kind="stable").astype(np.int32))
-
-            out["counts_sort_host"], order = _timed(host, r)
-            n_used = 40
+            out["emission_order"], (order, busiest) = _timed(lambda: _shower._emission_order(st), r)
+            n_used = int(min(model.capacity - 2, max(8, -(-busiest // 8) * 8)))
             out["steps"], _ = _timed(lambda: _shower._steps(st, order, model, n_used), r)
         lay = shower.layout(key, model, n)
         if "layout" in which:

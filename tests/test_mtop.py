@@ -152,3 +152,17 @@ def test_closure_300_events(tmp_path):
     assert r["converged"]
     assert abs(r["pull"]) < 3.0, r
     assert abs(0.5 * (r["scan_err_lo"] + r["scan_err_hi"]) / r["mt_err_curvature"] - 1) < 0.2
+
+
+def test_cli_defaults_match_config():
+    # The CLI spells its defaults out (it must not import JAX at import time); they
+    # must be the model's.
+    import inspect
+
+    from diffhep.cli._main import fit_mtop_cmd
+
+    params = inspect.signature(fit_mtop_cmd).parameters
+    assert params["n_int"].default.default == M.MtopConfig.n_int
+    assert params["production"].default.default == M.MtopConfig.production
+    run = inspect.signature(M.run_fit_mtop).parameters
+    assert run["n_int"].default == M.MtopConfig.n_int and run["production"].default == M.MtopConfig.production

@@ -200,6 +200,8 @@ def fit_mtop_cmd(
     truth_mt: float = typer.Option(172.5, "--truth-mt", help="Top mass of the pseudo-data in GeV, in [100, 250]."),
     events: int = typer.Option(300, "--events", help="Pseudo-data events (>= 1)."),
     seed: int = typer.Option(1, "--seed", help="Random seed."),
+    # Literal defaults: this module must not import JAX before the device flag is set
+    # (tests/test_mtop.py checks they equal `MtopConfig`'s).
     n_int: int = typer.Option(128, "--n-int", help="Integration points per event and jet assignment."),
     production: str = typer.Option("analytic", "--production", help="g g > t t~ |M|^2: analytic (Combridge) or helas."),
     start: float = typer.Option(170.0, "--start", help="Starting top mass in GeV."),

@@ -18,8 +18,10 @@ that our amplitudes agree with MadGraph's helicity by helicity, phases included:
 
 Momenta are ``(E, p_x, p_y, p_z)`` in GeV, `(4,)` for one particle or `(4, *batch)`
 with events on trailing axes (then wavefunctions are `(6, *batch)`: the events stay
-the minor axis, which is what a CPU's vector units want); `jax.vmap` works too. Helicities (``nhel``) may be traced integers, so that a kernel
-can be `vmap`-ed over helicity combinations. Every function is differentiable in
+the minor axis, which is what a CPU's vector units want); `jax.vmap` works too. The
+inputs of a vertex need only broadcast (helicity axes, see `me._process`).
+Helicities (``nhel``) may be traced integers, so that a kernel can be `vmap`-ed over
+helicity states. Every function is differentiable in
 the momenta, the masses and widths and the couplings; HELAS's special cases
 (``p⃗ = 0``, ``p_T = 0``, momenta along −z) are selected with the double-``where``
 so that values and gradients stay finite. Wavefunctions are ``complex128`` for

@@ -421,8 +421,10 @@ def _fermion_currents(
 def amplitudes_from_wavefunctions(
     process: Process, externals: list[Array], couplings: dict[str, Array], masses: dict[str, Array]
 ) -> Array:
-    """All amplitude lines `(n_amplitudes, *batch)` of one helicity combination, from its
-    external wavefunctions (`(6, *batch)` each; `batch` may be empty).
+    """All amplitude lines `(n_amplitudes, *batch)` from the external wavefunctions
+    (`(6, *batch_k)` each, batch shapes that broadcast to `batch`: the helicity axes of
+    `_helicity_axes` and the events; `batch` may be empty, one helicity combination of
+    one event).
 
     Tests also feed it non-standard wavefunctions (e.g. a gluon polarisation replaced
     by its momentum, for gauge invariance). `couplings` must already be complex.

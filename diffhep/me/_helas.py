@@ -28,6 +28,7 @@ so that values and gradients stay finite. Wavefunctions are ``complex128`` for
 float64 momenta and ``complex64`` for float32.
 """
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Complex, Float, Int
 
@@ -352,7 +353,7 @@ def _wave(flow0, flow1, c, components, den) -> Array:
     """An off-shell wavefunction: flow entries, then `c · component / den` each."""
     # One complex division per wavefunction, not one per component (XLA's complex
     # division is ~20 flops with scaling, and a loop fusion repeats it per element).
-    scale = c / den
+    scale = jax.lax.optimization_barrier(c / den)
     return stack_broadcast([flow0, flow1, *(scale * x for x in components)])
 
 
@@ -504,7 +505,7 @@ def fermion_current(
     x = tuple(a * m for a, m in zip(x, _u(mask)))
     sx = _slash_right(p1, x)
     den = _denominator(p1, M, W)
-    scale = COUP * 1j / den  # one division (see `_wave`)
+    scale = jax.lax.optimization_barrier(COUP * 1j / den)  # one division (see `_wave`)
     out = tuple(scale * (M * a - b) for a, b in zip(x, sx))
     out = tuple(jnp.where(conjugate, c, o) for c, o in zip(_charge_conjugate(out), out))
     return stack_broadcast([*flow, *out])

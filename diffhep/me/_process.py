@@ -412,10 +412,60 @@ def _fermion_currents(
     mass, width = (
         jnp.stack([jnp.asarray(_mass_value(masses, c.masses[i]), dtype=dtype) for c in group.members]) for i in (0, 1)
     )
-    f = _helas.stack_broadcast([values[ids[0]] for ids in group.inputs])
-    v = _helas.stack_broadcast([values[ids[1]] for ids in group.inputs])
-    out = jax.vmap(_helas.fermion_current)(f, v, coup, mass, width, jnp.asarray(conj), jnp.asarray(mask, dtype=dtype))
-    return list(jnp.unstack(out))
+    return _vmap_members(
+        _helas.fermion_current,
+        [[values[i] for i in ids] for ids in group.inputs],
+        (coup, mass, width, jnp.asarray(conj), jnp.asarray(mask, dtype=dtype)),
+    )
+
+
+def _squeeze(w: Array, shape: tuple[int, ...], squeezed: tuple[int, ...]) -> Array:
+    """`w` `(c, *batch)` broadcast to `(c, *shape)` and reshaped to `(c, *squeezed)`."""
+    return jnp.broadcast_to(w, w.shape[:1] + shape).reshape(w.shape[:1] + squeezed)
+
+
+def _vmap_members(fn: Callable, inputs: list[list[Array]], per_member: tuple = (), shared: tuple = ()) -> list[Array]:
+    """`fn(*wavefunctions, *per_member[m], *shared)` for every member `m` of a group,
+    `vmap`-ped over members whose inputs broadcast to the same non-unit axes.
+
+    A member's wavefunctions broadcast over the helicity axes of its own externals
+    (`_helicity_axes`). Stacking a whole group would broadcast every member to the
+    union of all members' axes (a current of two gluons of `g g > t t~ g g` to 32
+    helicity combinations instead of 4) and pass that size on to every later call. So
+    each member's inputs are broadcast to its own shape and squeezed of the unit axes
+    (a reshape); members of equal squeezed shape share one vmapped trace, and each
+    result is reshaped back to its member's axes.
+
+    `inputs[m]` are member `m`'s wavefunctions `(6, *batch_m)`; `per_member` holds
+    arrays with the members on axis 0.
+    """
+    shapes = [jnp.broadcast_shapes(*(w.shape[1:] for w in ws)) for ws in inputs]
+    parts: dict[tuple[int, ...], list[int]] = {}
+    for m, shape in enumerate(shapes):
+        parts.setdefault(tuple(d for d in shape if d != 1), []).append(m)
+    out: list[Array | None] = [None] * len(inputs)
+    for squeezed, members in parts.items():
+        take = np.array(members)
+        extra = [x[take] if len(members) < len(inputs) else x for x in per_member]
+        if all(shapes[m] == shapes[members[0]] for m in members):
+            # Same axes (e.g. amplitudes, over all helicities): no squeeze. An input
+            # that all members share is passed once and broadcast inside `fn`; the
+            # others are stacked at the union of their own shapes.
+            args, axes = [], []
+            for a in range(len(inputs[0])):
+                ws = [inputs[m][a] for m in members]
+                shared_input = all(w is ws[0] for w in ws)
+                args.append(ws[0] if shared_input else _helas.stack_broadcast(ws))
+                axes.append(None if shared_input else 0)
+            results = jax.vmap(lambda *w: fn(*w, *shared), in_axes=(*axes, *(0,) * len(extra)))(*args, *extra)
+            for m, result in zip(members, jnp.unstack(results)):
+                out[m] = result
+            continue
+        args = [jnp.stack([_squeeze(inputs[m][a], shapes[m], squeezed) for m in members]) for a in range(len(inputs[0]))]
+        results = jax.vmap(lambda *w: fn(*w, *shared))(*args, *extra)
+        for m, result in zip(members, jnp.unstack(results)):
+            out[m] = result.reshape(result.shape[: result.ndim - len(squeezed)] + shapes[m])
+    return out
 
 
 def amplitudes_from_wavefunctions(
@@ -444,9 +494,7 @@ def amplitudes_from_wavefunctions(
         if len(group.inputs) == 1:
             results = [fn(*(values[i] for i in group.inputs[0]), *constants)]
         else:
-            # `stack`/`unstack` (not indexing): their transposes are each other.
-            args = [_helas.stack_broadcast([values[ids[a]] for ids in group.inputs]) for a in range(len(group.inputs[0]))]
-            results = jnp.unstack(jax.vmap(lambda *w, fn=fn: fn(*w, *constants))(*args))
+            results = _vmap_members(fn, [[values[i] for i in ids] for ids in group.inputs], shared=tuple(constants))
         for out, result in zip(group.outputs, results):
             if group.amplitude:
                 amps[out] = result

@@ -507,6 +507,9 @@ def fermion_current(
     den = _denominator(p1, M, W)
     scale = jax.lax.optimization_barrier(COUP * 1j / den)  # one division (see `_wave`)
     out = tuple(scale * (M * a - b) for a, b in zip(x, sx))
+    # Materialised before the conjugation select: fused, the select would compute
+    # both `out[i]` and the component it swaps with at every element.
+    out = _u(jax.lax.optimization_barrier(stack_broadcast(out)))
     out = tuple(jnp.where(conjugate, c, o) for c, o in zip(_charge_conjugate(out), out))
     return stack_broadcast([*flow, *out])
 

@@ -69,6 +69,7 @@ earlier versions did, widens the errors of a well-integrated likelihood (0.79).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
@@ -484,47 +485,42 @@ def event_log_density(jets, u_int, mt, cfg: MtopConfig, ctx, params_mt):
     return jax.nn.logsumexp(logs) - math.log(u_int.shape[0]) + math.log(PERMUTATION_MULTIPLICITY)
 
 
-_COMPILED: dict = {}
+def _per_event(mt, jets, u_int, shifts, ctx: dict, cfg: MtopConfig, batch: int):
+    params_mt = ctx["params"].replace(MT=mt)
+
+    def one(args):
+        j, shift = args
+        # Each event its own Cranley–Patterson rotation of the Sobol points: the
+        # integration errors of different events are then independent (shared points
+        # would give all events a common error that no per-event error estimate sees).
+        u = jnp.clip(jnp.mod(u_int + shift[None, :], 1.0), 1e-12, 1.0 - 1e-12)
+        return event_log_density(j, u, mt, cfg, ctx, params_mt)
+
+    return jax.lax.map(one, (jets, shifts), batch_size=batch)
 
 
-def _compiled(cfg: MtopConfig, ctx: dict, batch: int):
-    """Jitted (nll, derivs, per_event) for one configuration, taking the data and the
-    integration points as arguments: new events of the same shape (another
-    pseudo-experiment) reuse the compilation."""
-    key = (cfg, id(ctx), batch)
-    if key in _COMPILED:
-        return _COMPILED[key]
+def _nll(mt, jets, u_int, shifts, u_norm, ctx: dict, cfg: MtopConfig, batch: int):
+    sigma = jnp.mean(_points(u_norm, mt, cfg, ctx)[3])
+    return -jnp.sum(_per_event(mt, jets, u_int, shifts, ctx, cfg, batch)) + jets.shape[0] * jnp.log(sigma)
 
-    def per_event(mt, jets, u_int, shifts):
-        params_mt = ctx["params"].replace(MT=mt)
 
-        def one(args):
-            j, shift = args
-            # Each event its own Cranley–Patterson rotation of the Sobol points: the
-            # integration errors of different events are then independent (shared points
-            # would give all events a common error that no per-event error estimate sees).
-            u = jnp.clip(jnp.mod(u_int + shift[None, :], 1.0), 1e-12, 1.0 - 1e-12)
-            return event_log_density(j, u, mt, cfg, ctx, params_mt)
+def _nll_derivs(mt, jets, u_int, shifts, u_norm, ctx: dict, cfg: MtopConfig, batch: int):
+    def first(m):
+        return jax.jvp(lambda mm: _nll(mm, jets, u_int, shifts, u_norm, ctx, cfg, batch), (m,), (jnp.ones_like(m),))
 
-        return jax.lax.map(one, (jets, shifts), batch_size=batch)
+    (v, g), (_, h) = jax.jvp(first, (mt,), (jnp.ones_like(mt),))
+    return v, g, h
 
-    def nll(mt, jets, u_int, shifts, u_norm):
-        sigma = jnp.mean(_points(u_norm, mt, cfg, ctx)[3])
-        return -jnp.sum(per_event(mt, jets, u_int, shifts)) + jets.shape[0] * jnp.log(sigma)
 
-    def derivs(mt, jets, u_int, shifts, u_norm):
-        def first(m):
-            return jax.jvp(lambda mm: nll(mm, jets, u_int, shifts, u_norm), (m,), (jnp.ones_like(m),))
+def _scores(mt, jets, u_int, shifts, ctx: dict, cfg: MtopConfig, batch: int):
+    return jax.jvp(lambda m: _per_event(m, jets, u_int, shifts, ctx, cfg, batch), (mt,), (jnp.ones_like(mt),))[1]
 
-        (v, g), (_, h) = jax.jvp(first, (mt,), (jnp.ones_like(mt),))
-        return v, g, h
 
-    def scores(mt, jets, u_int, shifts):
-        return jax.jvp(lambda m: per_event(m, jets, u_int, shifts), (mt,), (jnp.ones_like(mt),))[1]
-
-    out = (jax.jit(nll), jax.jit(derivs), jax.jit(per_event), jax.jit(scores))
-    _COMPILED[key] = (out, ctx)  # keep ctx alive so that its id stays unique
-    return _COMPILED[key]
+# The data, the integration points and the context (PDF grid, parameters) are
+# arguments, the configuration and chunk size static: new events of the same shape
+# (another pseudo-experiment) reuse JAX's compilation cache.
+_jit = functools.partial(jax.jit, static_argnames=("cfg", "batch"))
+_nll_jit, _nll_derivs_jit, _per_event_jit, _scores_jit = map(_jit, (_nll, _nll_derivs, _per_event, _scores))
 
 
 class MtopLikelihood:
@@ -553,16 +549,18 @@ class MtopLikelihood:
         self.u_norm = sobol_uniforms(k_norm, cfg.n_norm, 16)
         self.n_events = int(self.jets.shape[0])
         self.shifts = jax.random.uniform(k_shift, (self.n_events, 6), dtype=jnp.float64)
-        (self._nll, self._derivs, self._per_event, self._scores), _ = _compiled(cfg, ctx, min(batch_size, self.n_events))
+        self._static = dict(cfg=cfg, batch=min(batch_size, self.n_events))
 
     def nll(self, mt) -> jax.Array:
-        return self._nll(jnp.asarray(mt, jnp.float64), self.jets, self.u_int, self.shifts, self.u_norm)
+        mt = jnp.asarray(mt, jnp.float64)
+        return _nll_jit(mt, self.jets, self.u_int, self.shifts, self.u_norm, self.ctx, **self._static)
 
     def nll_derivs(self, mt) -> tuple[jax.Array, jax.Array, jax.Array]:
-        return self._derivs(jnp.asarray(mt, jnp.float64), self.jets, self.u_int, self.shifts, self.u_norm)
+        mt = jnp.asarray(mt, jnp.float64)
+        return _nll_derivs_jit(mt, self.jets, self.u_int, self.shifts, self.u_norm, self.ctx, **self._static)
 
     def per_event(self, mt) -> jax.Array:
-        return self._per_event(jnp.asarray(mt, jnp.float64), self.jets, self.u_int, self.shifts)
+        return _per_event_jit(jnp.asarray(mt, jnp.float64), self.jets, self.u_int, self.shifts, self.ctx, **self._static)
 
     def sandwich_error(self, mt, grad: float, curvature: float) -> float:
         """Huber–White (sandwich) uncertainty √J / h of the m_t estimate: J = Σ (s_i − s̄)²
@@ -570,7 +568,7 @@ class MtopLikelihood:
         curvature of −ln L. It equals the curvature error h^{−1/2} when the likelihood
         is exact (J = h on average) and also covers the extra scatter that the finite
         integration (`n_int` points per event) adds to each event's score."""
-        g_i = np.asarray(self._scores(jnp.asarray(mt, jnp.float64), self.jets, self.u_int, self.shifts))
+        g_i = np.asarray(_scores_jit(jnp.asarray(mt, jnp.float64), self.jets, self.u_int, self.shifts, self.ctx, **self._static))
         dlog_sigma = (grad + g_i.sum()) / self.n_events  # from grad = −Σ g_i + N dlnσ/dm
         s = g_i - dlog_sigma
         return float(math.sqrt(np.sum((s - s.mean()) ** 2) * self.n_events / max(self.n_events - 1, 1)) / curvature)

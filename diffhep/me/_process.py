@@ -32,8 +32,9 @@ vmapped trace per kind of particle), each on its own helicity axis; HELAS is
 elementwise, so every call broadcasts over the helicity axes of the externals it
 depends on and no others (MadGraph's helicity recycling, here by broadcasting). The
 calls are renamed to single assignments and grouped (`_schedule`): calls of the same
-routine at the same depth of the diagram share one vmapped trace (compile time).
-The arithmetic of every call is that of the HELAS routine.
+routine at the same depth of the diagram share one vmapped trace (compile time), each
+member broadcast to its own helicity axes only (`_vmap_members`). The arithmetic of
+every call is that of the HELAS routine.
 """
 
 import dataclasses

@@ -493,8 +493,11 @@ def amplitudes_from_wavefunctions(
             continue
         fn = _ROUTINES[call.routine][0]
         constants = [couplings[c] for c in call.couplings] + [_mass_value(masses, m) for m in call.masses]
-        if len(group.inputs) == 1:
-            results = [fn(*(values[i] for i in group.inputs[0]), *constants)]
+        # ADDs (sums of currents) are not vmapped: stacking their inputs and unstacking
+        # their sums moved 3× the data of the additions, which XLA instead fuses into
+        # the next group's input stack (g g > t t~ g g: 1.22× faster, 4 s less to compile).
+        if len(group.inputs) == 1 or call.routine == "ADD":
+            results = [fn(*(values[i] for i in ids), *constants) for ids in group.inputs]
         else:
             results = _vmap_members(fn, [[values[i] for i in ids] for ids in group.inputs], shared=tuple(constants))
         for out, result in zip(group.outputs, results):

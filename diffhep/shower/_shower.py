@@ -95,13 +95,14 @@ def _tables(model: DiscreteQCD, em: Emissions) -> dict:
     return dict(depth=depth, coord=coord, owner=owner, keys=keys, kappa=kappa)
 
 
-def colour_steps(model: DiscreteQCD, em: Emissions, n_used: int | None = None) -> Steps:
+def colour_steps(model: DiscreteQCD, em: Emissions, n_used: int | None = None, n_slots: int | None = None) -> Steps:
     """Order the emissions by decreasing κ and find each one's dipole (no gradients).
 
     `n_used` (static) bounds the emission slots any event uses: only the q q̄ pair and
-    those slots take part in the colour-order search (valid slots come first)."""
+    those slots take part in the colour-order search (valid slots come first).
+    `n_slots` (static): the length of the returned steps (default: `em`'s slots)."""
     em = jax.lax.stop_gradient(em)
-    n_all = em.kappa.shape[0]
+    n_all = em.kappa.shape[0] if n_slots is None else int(n_slots)
     n_em = n_all if n_used is None else min(int(n_used), n_all)
     em = jax.tree.map(lambda x: x[:n_em] if jnp.ndim(x) else x, em)
     t = _tables(jax.lax.stop_gradient(model), em)
@@ -328,13 +329,18 @@ def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int) -> Step
     # (one iteration per emission) runs about as long as its events need; a chunk
     # of unsorted events runs as long as its busiest (4x the mean at 1024 events).
     def local(st, order, model):
-        def one(s):
-            return colour_steps(model, emission_order_values(model, s), n_used)
+        n_slots = st.valid.shape[1]
 
-        st = jax.tree.map(lambda x: x[order], st)
+        def one(i):
+            # Each step gathers its own events, and only the first n_used slots (the
+            # valid ones are a prefix): no sorted copy of the whole structure.
+            s = jax.tree.map(lambda x: x[i, :n_used] if x.ndim > 1 else x[i], st)
+            return colour_steps(model, emission_order_values(model, s), n_used, n_slots)
+
         batch = work_sizes().steps_batch
-        steps = jax.lax.map(one, st, batch_size=batch) if order.shape[0] > batch else jax.vmap(one)(st)
-        return jax.tree.map(lambda x: jnp.zeros_like(x).at[order].set(x), steps)
+        steps = jax.lax.map(one, order, batch_size=batch) if order.shape[0] > batch else jax.vmap(one)(order)
+        inverse = jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0], dtype=order.dtype))
+        return jax.tree.map(lambda x: x[inverse], steps)
 
     # `order` sorts each device's share of the events (local indices).
     return over_events(local, order.shape[0], 2, 1)(st, order, model)

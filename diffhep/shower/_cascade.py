@@ -35,6 +35,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int, Key, PRNGKeyArray, UInt
 
 from .._devices import work_sizes
@@ -88,10 +89,47 @@ def child_path(parent: Array, b: Array) -> Array:
 
 
 def slot_uniforms(key: PRNGKeyArray, path: Array, dtype) -> Float[Array, "3"]:
-    """Three uniforms in (0, 1) for the bin named `path` (counter-based, threefry)."""
-    return jr.uniform(
-        jr.fold_in(key, path), (3,), dtype=dtype, minval=jnp.finfo(dtype).tiny, maxval=1.0
-    )
+    """Three uniforms in (0, 1) for the bin named `path` (counter-based, threefry):
+    `jr.uniform(jr.fold_in(key, path), (3,), dtype, minval=tiny, maxval=1)`, bit for bit.
+
+    For threefry keys the hash is computed here, unrolled: JAX lowers threefry as a
+    five-iteration loop on a CPU, which was half of `cascade_structures`' time. Keys of
+    another implementation go through `jax.random`.
+    """
+    minval = jnp.finfo(dtype).tiny
+    if _THREEFRY not in str(jr.key_impl(key)):
+        return jr.uniform(jr.fold_in(key, path), (3,), dtype=dtype, minval=minval, maxval=1.0)
+    k = jr.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    zero = jnp.zeros((), jnp.uint32)
+    # fold_in: the hash of the counter pair (0, path); random bits: of (0, i), i = 0, 1, 2.
+    f0, f1 = _threefry2x32(k[0], k[1], zero, jnp.asarray(path, jnp.uint32))
+    b0, b1 = _threefry2x32(f0, f1, jnp.zeros(3, jnp.uint32), jnp.arange(3, dtype=jnp.uint32))
+    finfo = jnp.finfo(dtype)
+    if finfo.bits == 64:
+        bits = (b0.astype(jnp.uint64) << jnp.uint64(32)) | b1.astype(jnp.uint64)
+        one = jnp.asarray(np.array(1.0, np.float64).view(np.uint64))
+    else:
+        bits = b0 ^ b1
+        one = jnp.asarray(np.array(1.0, np.float32).view(np.uint32))
+    mantissa = (bits >> jnp.asarray(finfo.bits - finfo.nmant, bits.dtype)) | one
+    floats = jax.lax.bitcast_convert_type(mantissa, dtype) - jnp.asarray(1.0, dtype)
+    minval, maxval = jnp.asarray(minval, dtype), jnp.asarray(1.0, dtype)
+    return jnp.maximum(minval, floats * (maxval - minval) + minval)
+
+
+_THREEFRY = "threefry2x32"
+
+
+def _threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Array]:
+    """The Threefry-2x32 block cipher (20 rounds, Random123), as `jax.random` uses it."""
+    ks = (k0, k1, k0 ^ k1 ^ jnp.uint32(0x1BD11BDA))
+    x0, x1 = x0 + ks[0], x1 + ks[1]
+    for i in range(5):
+        for r in ((13, 15, 26, 6), (17, 29, 16, 24))[i % 2]:
+            x0 = x0 + x1
+            x1 = x0 ^ ((x1 << jnp.uint32(r)) | (x1 >> jnp.uint32(32 - r)))
+        x0, x1 = x0 + ks[(i + 1) % 3], x1 + ks[(i + 2) % 3] + jnp.uint32(i + 1)
+    return x0, x1
 
 
 def cascade_structure(key: PRNGKeyArray, model: DiscreteQCD) -> Structure:

@@ -353,6 +353,8 @@ def _wave(flow0, flow1, c, components, den) -> Array:
     """An off-shell wavefunction: flow entries, then `c · component / den` each."""
     # One complex division per wavefunction, not one per component (XLA's complex
     # division is ~20 flops with scaling, and a loop fusion repeats it per element).
+    # The barrier keeps it out of the fusion that broadcasts over helicities: `den`
+    # depends on the momenta only (measured: without it g g > t t~ is 1.4x slower).
     scale = jax.lax.optimization_barrier(c / den)
     return stack_broadcast([flow0, flow1, *(scale * x for x in components)])
 

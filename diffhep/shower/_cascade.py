@@ -214,6 +214,11 @@ def cascade(key: PRNGKeyArray, model: DiscreteQCD) -> Emissions:
     return emission_values(model, cascade_structure(key, model))
 
 
+def _small_int(largest: int):
+    """The narrowest signed integer type that holds −1 … `largest`."""
+    return jnp.int8 if largest <= 127 else jnp.int16 if largest <= 32767 else jnp.int32
+
+
 def cascade_structures(keys: Key[Array, " n"], model: DiscreteQCD, lanes: int | None = None) -> Structure:
     """`cascade_structure` of many events, `keys (N,)` → `Structure` with leading axis N.
 
@@ -284,7 +289,7 @@ def cascade_structures(keys: Key[Array, " n"], model: DiscreteQCD, lanes: int | 
         depth = jnp.broadcast_to((d + 1)[:, None], emit.shape)
         parent = jnp.broadcast_to(jnp.where(fresh, -1, i)[:, None], emit.shape)
         anc = jnp.where(levels[None, None, :] == d[:, None, None], pos[:, :, None], parent_anc[:, None, :])
-        put = lambda arr, val: arr.at[row, pos].set(val, mode="drop")  # noqa: E731
+        put = lambda arr, val: arr.at[row, pos].set(jnp.asarray(val).astype(arr.dtype), mode="drop")  # noqa: E731
         st = st._replace(
             valid=put(st.valid, True),
             bin=put(st.bin, jnp.broadcast_to(bins, emit.shape)),
@@ -309,17 +314,20 @@ def cascade_structures(keys: Key[Array, " n"], model: DiscreteQCD, lanes: int | 
         ev, i, n, nxt, _ = carry
         return (nxt < n_ev) | jnp.any((ev < n_ev) & (i < n))
 
+    # Slot indices, bins and depths in the narrowest integers that hold them: the
+    # structure is the layout's bulk (int32 ancestors alone were 3 kB per event).
+    small = _small_int(max(n_slots, depth_max + 1, nb + 1))
     empty = Structure(
         valid=jnp.zeros((n_ev, n_slots), bool),
-        bin=jnp.zeros((n_ev, n_slots), jnp.int32),
-        parent=jnp.full((n_ev, n_slots), -1, jnp.int32),
-        depth=jnp.zeros((n_ev, n_slots), jnp.int32),
+        bin=jnp.zeros((n_ev, n_slots), small),
+        parent=jnp.full((n_ev, n_slots), -1, small),
+        depth=jnp.zeros((n_ev, n_slots), small),
         path=jnp.zeros((n_ev, n_slots), jnp.uint32),
         uniforms=jnp.full((n_ev, n_slots, 3), 0.5, dtype),
         corner=jnp.zeros((n_ev, n_slots), dtype),
         kappa=jnp.full((n_ev, n_slots), -1.0, dtype),
         y=jnp.zeros((n_ev, n_slots), dtype),
-        ancestors=jnp.full((n_ev, n_slots, depth_max), -1, jnp.int32),
+        ancestors=jnp.full((n_ev, n_slots, depth_max), -1, small),
         overflow=jnp.zeros(n_ev, bool),
     )
     zeros = jnp.zeros(lanes, jnp.int32)

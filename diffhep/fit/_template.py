@@ -91,7 +91,7 @@ class ShowerTemplate:
             # so that the fit's later α_s rarely need a new compilation (≈ 15-30 s).
             # Realize skips steps no event of a chunk needs, so the headroom is free.
             cap = self.base.capacity - 2
-            lay = shower.Layout(lay.keys, lay.structure, lay.steps, min(cap, lay.n_steps + 16))
+            lay = shower.Layout(lay.keys, lay.structure, lay.steps, lay.order, min(cap, lay.n_steps + 16))
         buckets = observables.MultiplicityBuckets(
             lay.mask, min_rows=self._shapes.get("rows"), headroom=0.25, shards=n_shards(lay.n_events)
         )

@@ -449,24 +449,24 @@ def _vmap_members(fn: Callable, inputs: list[list[Array]], per_member: tuple = (
     for squeezed, members in parts.items():
         take = np.array(members)
         extra = [x[take] if len(members) < len(inputs) else x for x in per_member]
-        if all(shapes[m] == shapes[members[0]] for m in members):
-            # Same axes (e.g. amplitudes, over all helicities): no squeeze. An input
-            # that all members share is passed once and broadcast inside `fn`; the
-            # others are stacked at the union of their own shapes.
-            args, axes = [], []
-            for a in range(len(inputs[0])):
-                ws = [inputs[m][a] for m in members]
-                shared_input = all(w is ws[0] for w in ws)
-                args.append(ws[0] if shared_input else _helas.stack_broadcast(ws))
-                axes.append(None if shared_input else 0)
-            results = jax.vmap(lambda *w: fn(*w, *shared), in_axes=(*axes, *(0,) * len(extra)))(*args, *extra)
-            for m, result in zip(members, jnp.unstack(results)):
-                out[m] = result
-            continue
-        args = [jnp.stack([_squeeze(inputs[m][a], shapes[m], squeezed) for m in members]) for a in range(len(inputs[0]))]
-        results = jax.vmap(lambda *w: fn(*w, *shared))(*args, *extra)
+        same = all(shapes[m] == shapes[members[0]] for m in members)
+        args, axes = [], []
+        for a in range(len(inputs[0])):
+            ws = [inputs[m][a] for m in members]
+            if same and all(w is ws[0] for w in ws):
+                # Same axes (e.g. amplitudes, over all helicities): an input that all
+                # members share is passed once and broadcast inside `fn`.
+                args.append(ws[0])
+                axes.append(None)
+            elif same:  # stacked at the union of this input's own shapes, no squeeze
+                args.append(_helas.stack_broadcast(ws))
+                axes.append(0)
+            else:
+                args.append(jnp.stack([_squeeze(w, shapes[m], squeezed) for w, m in zip(ws, members)]))
+                axes.append(0)
+        results = jax.vmap(lambda *w: fn(*w, *shared), in_axes=(*axes, *(0,) * len(extra)))(*args, *extra)
         for m, result in zip(members, jnp.unstack(results)):
-            out[m] = result.reshape(result.shape[: result.ndim - len(squeezed)] + shapes[m])
+            out[m] = result if same else result.reshape(result.shape[: result.ndim - len(squeezed)] + shapes[m])
     return out
 
 

@@ -88,6 +88,9 @@ def child_path(parent: Array, b: Array) -> Array:
     return _mix32(parent * jnp.uint32(0x9E3779B1) + (b + 64).astype(jnp.uint32))
 
 
+_THREEFRY = "threefry2x32"
+
+
 def slot_uniforms(key: PRNGKeyArray, path: Array, dtype) -> Float[Array, "3"]:
     """Three uniforms in (0, 1) for the bin named `path` (counter-based, threefry):
     `jr.uniform(jr.fold_in(key, path), (3,), dtype, minval=tiny, maxval=1)`, bit for bit.
@@ -115,9 +118,6 @@ def slot_uniforms(key: PRNGKeyArray, path: Array, dtype) -> Float[Array, "3"]:
     floats = jax.lax.bitcast_convert_type(mantissa, dtype) - jnp.asarray(1.0, dtype)
     minval, maxval = jnp.asarray(minval, dtype), jnp.asarray(1.0, dtype)
     return jnp.maximum(minval, floats * (maxval - minval) + minval)
-
-
-_THREEFRY = "threefry2x32"
 
 
 def _threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Array]:

@@ -297,11 +297,14 @@ class Layout(eqx.Module):
     """The discrete content of a batch of events at given parameters: per event its
     key, its cascade `Structure` and its emission `Steps`. No gradients flow through a
     layout; it is locally constant in the parameters, so holding it fixed while
-    differentiating `realize` gives the exact pathwise derivative."""
+    differentiating `realize` gives the exact pathwise derivative. `order`: per device
+    share, the events in stable order of their number of emissions (local indices),
+    which `layout` computes once and `realize` chunks by."""
 
     keys: Array
     structure: Structure
     steps: Steps
+    order: Int[Array, " n"]
     n_steps: int = eqx.field(static=True)
 
     @property
@@ -339,11 +342,15 @@ def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int) -> Step
 
         batch = work_sizes().steps_batch
         steps = jax.lax.map(one, order, batch_size=batch) if order.shape[0] > batch else jax.vmap(one)(order)
-        inverse = jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0], dtype=order.dtype))
+        inverse = _inverse_permutation(order)
         return jax.tree.map(lambda x: x[inverse], steps)
 
     # `order` sorts each device's share of the events (local indices).
     return over_events(local, order.shape[0], 2, 1)(st, order, model)
+
+
+def _inverse_permutation(order: Array) -> Array:
+    return jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0], dtype=order.dtype))
 
 
 @functools.partial(jax.jit, static_argnums=1)
@@ -385,7 +392,7 @@ def layout(key: PRNGKeyArray, model: DiscreteQCD, n_events: int, min_steps: int 
     # Scan only as far as the busiest event needs, rounded up to limit recompilation.
     n_used = int(min(model.capacity - 2, max(8, -(-busiest // 8) * 8)))
     steps = _steps(st, order, model, n_used)
-    return Layout(keys, st, steps, int(min(model.capacity - 2, max(n_used, int(min_steps)))))
+    return Layout(keys, st, steps, order, int(min(model.capacity - 2, max(n_used, int(min_steps)))))
 
 
 @eqx.filter_jit
@@ -394,7 +401,7 @@ def _realize_arrays(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
 
 
 def _realize_local(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
-    counts = jnp.sum(lay.steps.valid, axis=-1, dtype=jnp.int32)
+    counts = jnp.sum(lay.steps.valid, axis=-1, dtype=jnp.int32)  # = the structure's valid slots
     # Only the first n_steps slots: the valid slots of a cascade are a prefix (the work
     # queue appends), every event has at most n_steps of them, and parents, ancestors
     # and emitters index valid slots. (A mean event fills 8 of the 62 slots.)
@@ -413,13 +420,13 @@ def _realize_local(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
     # is then close to its typical one (unsorted, 4x the mean at 1024 events).
     n = lay.n_events
     n_chunks = -(-n // chunk)
-    order = jnp.argsort(counts)
+    order = lay.order  # the layout's sort by emission count (this share's, local)
     # Pad with copies of the busiest event (already the last chunk's bound).
     padded = jnp.concatenate([order, jnp.full(n_chunks * chunk - n, order[-1], order.dtype)])
     # Each step gathers its own events: a gather of the whole layout up front wrote a
     # sorted copy of it (≈ 7 kB per event) and was a quarter of `realize` on a CPU.
     out = jax.lax.map(lambda idx: batch(jax.tree.map(lambda x: x[idx], xs)), padded.reshape(n_chunks, chunk))
-    inverse = jnp.zeros_like(order).at[order].set(jnp.arange(n, dtype=order.dtype))
+    inverse = _inverse_permutation(order)
     return jax.tree.map(lambda x: x.reshape((n_chunks * chunk,) + x.shape[2:])[inverse], out)
 
 

@@ -118,13 +118,26 @@ def work_sizes() -> WorkSizes:
     return _CPU_SIZES if jax.default_backend() == "cpu" else _ACCELERATOR_SIZES
 
 
-def observable_chunk(chunk: int, n: int) -> int:
+def observable_chunk(chunk: int, n: int, cache_elements: int | None = None) -> int:
     """Events per step of an event-shape kernel written for `chunk` events on a CPU,
-    on the default backend, for events of `n` slots: ×`observable_scale`, but at
-    most ≈ 2²⁸ elements of the O(n³) intermediates (2 GiB in float64) per step."""
+    on the default backend, for events of `n` slots.
+
+    On a CPU, with `cache_elements` given (for kernels with O(n³) intermediates per
+    event), the chunk is cut to the largest power of two ≤ `cache_elements / n³`, at
+    least 8, so that a step's intermediates stay in cache: exact thrust on one core,
+    2048 events of 24 slots, takes 22 µs per event in steps of 8 and 63 µs in steps
+    of 512 (n = 12: 5.2 vs 6.8 µs, n = 8: 1.5 vs 2.0 µs). On an accelerator:
+    ×`observable_scale`, but at most ≈ 2²⁸ elements of the O(n³) intermediates
+    (2 GiB in float64) per step.
+    """
     scale = work_sizes().observable_scale
-    if scale == 1 or not chunk:
+    if not chunk:
         return chunk
+    if scale == 1:
+        if cache_elements is None:
+            return chunk
+        fits = max(1, cache_elements // max(n, 1) ** 3)
+        return max(8, min(chunk, 1 << (fits.bit_length() - 1)))
     return int(min(chunk * scale, max(chunk, 2**28 // max(n, 1) ** 3)))
 
 

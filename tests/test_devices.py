@@ -103,19 +103,28 @@ def test_buckets_shard_errors():
 
 
 def test_work_sizes_per_backend(monkeypatch):
-    # The CPU keeps the chunk sizes the kernels were tuned with; an accelerator takes
-    # 32x larger event-shape steps, capped at ≈ 2²⁸ elements of O(n³) intermediates.
+    # The CPU keeps the chunk sizes the kernels were tuned with, cut for O(n³) kernels
+    # to ≤ cache_elements / n³ events (a power of two, at least 8); an accelerator
+    # takes 32x larger event-shape steps, capped at ≈ 2²⁸ elements of O(n³)
+    # intermediates.
     from diffhep import _devices
     from diffhep.observables import thrust
 
     assert _devices.work_sizes() == _devices._CPU_SIZES  # the tests run on the CPU
     assert _devices.observable_chunk(512, 24) == 512
+    assert _devices.observable_chunk(512, 8, 2**16) == 128
+    assert _devices.observable_chunk(512, 12, 2**16) == 32  # 2¹⁶ / 12³ = 37.9
+    assert _devices.observable_chunk(512, 24, 2**16) == 8  # 4.7, at least 8
+    assert _devices.observable_chunk(512, 2, 2**16) == 512  # never above the kernel's
+    assert _devices.observable_chunk(0, 24, 2**16) == 0
     monkeypatch.setattr(_devices, "work_sizes", lambda: _devices._ACCELERATOR_SIZES)
     assert _devices.observable_chunk(512, 24) == 512 * 32
+    assert _devices.observable_chunk(512, 24, 2**16) == 512 * 32  # no cache bound
     assert _devices.observable_chunk(512, 64) == 2**28 // 64**3
     assert _devices.observable_chunk(512, 256) == 512  # never below the CPU's
     assert _devices.observable_chunk(0, 24) == 0  # 0 = no chunking, everywhere
-    # Results do not depend on the step size: 600 events in one step vs 512 + 88.
+    # Results do not depend on the step size: 600 events of 12 slots in one step vs
+    # 19 steps of 32 (the last one padded).
     p = np.random.default_rng(3).normal(size=(600, 12, 4))
     p[..., 0] = np.linalg.norm(p[..., 1:], axis=-1)
     big = np.asarray(thrust(p))

@@ -23,13 +23,19 @@ def prepare(momenta: ArrayLike, mask: ArrayLike | None, name: str) -> tuple[Arra
 
 
 def batched(
-    kernel: Callable, momenta: ArrayLike, mask: ArrayLike | None, name: str, chunk: int = 0
+    kernel: Callable,
+    momenta: ArrayLike,
+    mask: ArrayLike | None,
+    name: str,
+    chunk: int = 0,
+    cache_elements: int | None = None,
 ):
     """Apply a one-event `kernel(p (n,4), mask (n,))` over the leading batch axes.
 
     With `chunk > 0`, events are processed `chunk` at a time on a CPU (`lax.map` with
     `batch_size`), bounding memory for kernels with `O(n²)` intermediates; a GPU takes
-    larger steps (`_devices.observable_chunk`).
+    larger steps, and a CPU smaller ones where `cache_elements` bounds the O(n³)
+    intermediates of a step (`_devices.observable_chunk`).
     """
     p, m = prepare(momenta, mask, name)
     batch = p.shape[:-2]
@@ -37,7 +43,7 @@ def batched(
         return kernel(p, m)
     pf = p.reshape((-1,) + p.shape[-2:])
     mf = m.reshape((-1,) + m.shape[-1:])
-    chunk = observable_chunk(chunk, pf.shape[-2])
+    chunk = observable_chunk(chunk, pf.shape[-2], cache_elements)
     if chunk and pf.shape[0] > chunk:
         out = jax.lax.map(lambda a: kernel(*a), (pf, mf), batch_size=chunk)
     else:

@@ -64,4 +64,6 @@ def durham_y23(
     """Durham `y23` of each event (`(..., n, 4)` GeV in, `(...)` out); 0 for events
     with fewer than three particles. Matches fastjet's `ee_kt_algorithm`
     `exclusive_ymerge(2)`. Cost `O(n³)` per event."""
-    return batched(_durham_event, momenta, mask, "durham_y23", chunk=4096)
+    # A CPU core wants ≲ 2²⁰ / n³ events per step: 4096 events of 24 (12) particles
+    # took 53 (7.5) µs per event in steps of 64 (512), 61 (9.1) µs in steps of 4096.
+    return batched(_durham_event, momenta, mask, "durham_y23", chunk=4096, cache_elements=2**20)

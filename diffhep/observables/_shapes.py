@@ -22,7 +22,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 
 from .._safe import safe_div, safe_norm
 from ._common import batched
-from ._thrust import _thrust_event
+from ._thrust import _CACHE_ELEMENTS, _thrust_event
 
 
 def _c_parameter_event(p: Array, mask: Array) -> Array:
@@ -97,4 +97,4 @@ def jet_broadening(
     """Total and wide jet broadening `(B_T, B_W)` with respect to the thrust axis.
     Differentiable, including through the axis; exact wherever the hemisphere
     assignment is locally constant (kinks where `B_1 = B_2` for `B_W`)."""
-    return batched(_broadening_event, momenta, mask, "jet_broadening", chunk=512)
+    return batched(_broadening_event, momenta, mask, "jet_broadening", chunk=512, cache_elements=_CACHE_ELEMENTS)

@@ -119,9 +119,11 @@ def _signs_chunk(p3: Array) -> Array:
     return jax.lax.cond(jnp.any(degenerate), jax.vmap(_thrust_signs), lambda _: eps, p3)
 
 
-# Events per chunk on a CPU: the pair enumeration holds (n²/2, n) intermediates per
-# event (a GPU takes larger steps, `_devices.observable_chunk`).
+# Events per chunk: the pair enumeration holds (n²/2, n) intermediates per event,
+# which a CPU wants in cache (≲ 2¹⁶ n³ per step; a GPU takes larger steps,
+# `_devices.observable_chunk`).
 _CHUNK = 512
+_CACHE_ELEMENTS = 2**16
 
 
 def _thrust_from_signs(p: Array, eps: Array) -> tuple[Array, Array]:
@@ -146,7 +148,7 @@ def _thrust_batch(momenta: ArrayLike, mask: ArrayLike | None, name: str) -> tupl
     batch, n = p.shape[:-2], p.shape[-2]
     pf = p.reshape((-1, n, 4))
     p3 = jax.lax.stop_gradient(pf[..., 1:])
-    chunk = observable_chunk(_CHUNK, n)
+    chunk = observable_chunk(_CHUNK, n, _CACHE_ELEMENTS)
     n_ev = p3.shape[0]
     if n_ev <= chunk:
         eps = _signs_chunk(p3)

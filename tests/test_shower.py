@@ -716,13 +716,18 @@ def test_work_queue_cascade_equals_per_event_kernel(alpha_s):
 
 def test_realize_sorted_chunks_equal_one_batch(grid_samples):
     """`realize` in chunks of multiplicity-sorted events that skip the steps beyond
-    the chunk's busiest event equals one vmapped batch of all events, to 1e-11 √s:
+    the chunk's busiest event (on a smaller table where it has at most 16
+    emissions) equals one vmapped batch of all events, to 1e-11 √s:
     round-off differs with op fusion and grows through up to 30 boosts in nearly
     collinear dipoles (measured: 4 of 272000 components above 1e-12 √s, largest
     1.6e-12 √s)."""
     lay, events, _ = grid_samples[0.118, 0.5]
     one_batch, _ = shower.realize(lay, model(), chunk=0)
     assert lay.n_events > 512  # the default chunk: the fixture's events were chunked
+    # Both branches of a chunk: the sorted first chunk runs on the 16-slot table
+    # (`_FEW_EMISSIONS`), the one batch on the layout's n_steps > 16.
+    counts = np.sort(np.asarray(lay.steps.valid).sum(axis=1))
+    assert counts[511] <= shower._shower._FEW_EMISSIONS < lay.n_steps
     np.testing.assert_allclose(np.asarray(events.momenta), np.asarray(one_batch.momenta), rtol=0, atol=1e-11 * SQRT_S)
     np.testing.assert_allclose(np.asarray(events.weights), np.asarray(one_batch.weights), rtol=1e-11)
     assert np.array_equal(np.asarray(events.mask), np.asarray(one_batch.mask))

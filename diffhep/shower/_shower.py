@@ -436,11 +436,23 @@ def _realize_local(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
     st, steps = (jax.tree.map(lambda x: x[:, : lay.n_steps] if x.ndim > 1 else x, t) for t in (lay.structure, lay.steps))
     xs = (lay.keys, st, steps, counts)
 
+    small = min(lay.n_steps, _FEW_EMISSIONS)
+
     def batch(xs):
         # Every loop of the batch stops after its busiest event's emissions.
         key, st, steps, c = xs
         n_active = jnp.max(c)
-        return jax.vmap(lambda k, s, t: realize_event(k, model, s, t, lay.n_steps, n_active))(key, st, steps)
+
+        def run(n):
+            cut = (jax.tree.map(lambda x: x[:, :n] if x.ndim > 1 else x, t) for t in (st, steps))
+            ev = jax.vmap(lambda k, s, t: realize_event(k, model, s, t, n, n_active))(key, *cut)
+            return _pad_rows(ev, lay.n_steps + 2)
+
+        if small == lay.n_steps:
+            return run(small)
+        # A step updates the event's whole momentum table (n + 2 rows): a chunk whose
+        # busiest event has at most `small` emissions runs on a table of small + 2.
+        return jax.lax.cond(n_active <= small, lambda: run(small), lambda: run(lay.n_steps))
 
     if not chunk or lay.n_events <= chunk:
         return batch(xs)
@@ -456,6 +468,15 @@ def _realize_local(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
     out = jax.lax.map(lambda idx: batch(jax.tree.map(lambda x: x[idx], xs)), padded.reshape(n_chunks, chunk))
     inverse = _inverse_permutation(order)
     return jax.tree.map(lambda x: x.reshape((n_chunks * chunk,) + x.shape[2:])[inverse], out)
+
+
+def _pad_rows(ev: ShowerEvent, rows: int) -> ShowerEvent:
+    """`ev` (a batch) with its parton rows padded to `rows` (zero momenta, masked)."""
+    extra = rows - ev.momenta.shape[1]
+    if not extra:
+        return ev
+    pad = lambda x: jnp.concatenate([x, jnp.zeros(x.shape[:1] + (extra,) + x.shape[2:], x.dtype)], axis=1)  # noqa: E731
+    return ev._replace(momenta=pad(ev.momenta), mask=pad(ev.mask), pdg=pad(ev.pdg))
 
 
 def realize(lay: Layout, model: DiscreteQCD, chunk: int | None = None) -> tuple[Events, Bool[Array, " n"]]:

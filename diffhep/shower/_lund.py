@@ -84,7 +84,7 @@ def _solve_corner(c: Array, w_init: Array | None = None) -> Array:
         w, _ = jax.lax.scan(step, w, None, length=steps)
     w = jax.lax.stop_gradient(w)
     newton = w - (jnp.expm1(w) - w - c) / slope(w)
-    return jnp.where(c0 < _SERIES_BELOW[jnp.finfo(c.dtype).bits], series, newton)
+    return jnp.where(c0 < _SERIES_BELOW.get(jnp.finfo(c.dtype).bits, 1e-2), series, newton)
 
 
 def bin_geometry(b: Array, base: Array, delta_y: Array) -> tuple[Array, Array, Array, Array]:

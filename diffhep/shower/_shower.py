@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
@@ -344,34 +345,12 @@ def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int) -> Step
             s = jax.tree.map(lambda x: x[i, :n] if x.ndim > 1 else x[i], st)
             return colour_steps(model, emission_order_values(model, s), n, n_slots)
 
-        small = min(n_used, _FEW_EMISSIONS)
-
         def chunk(idx):
-            # The search costs O(slots) per emission: a chunk whose busiest event
-            # has at most `small` emissions (95 % of events at α_s = 0.118) runs
-            # on `small` slots instead of the layout's busiest count.
-            if small == n_used:
-                return jax.vmap(lambda i: one(i, n_used))(idx)
+            # The search costs O(slots) per emission (see `_by_busiest`).
             busiest = jnp.max(jnp.sum(st.valid[idx, :n_used], axis=1, dtype=jnp.int32))
-            return jax.lax.cond(
-                busiest <= small,
-                lambda idx: jax.vmap(lambda i: one(i, small))(idx),
-                lambda idx: jax.vmap(lambda i: one(i, n_used))(idx),
-                idx,
-            )
+            return _by_busiest(busiest, n_used, lambda n: jax.vmap(lambda i: one(i, n))(idx))
 
-        batch = work_sizes().steps_batch
-        n = order.shape[0]
-        if n > batch:
-            # Whole chunks; the padding repeats the last (busiest) event and is dropped.
-            n_chunks = -(-n // batch)
-            padded = jnp.concatenate([order, jnp.broadcast_to(order[-1:], (n_chunks * batch - n,))])
-            steps = jax.lax.map(chunk, padded.reshape(n_chunks, batch))
-            steps = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:])[:n], steps)
-        else:
-            steps = chunk(order)
-        inverse = _inverse_permutation(order)
-        return jax.tree.map(lambda x: x[inverse], steps)
+        return _map_sorted_chunks(chunk, order, work_sizes().steps_batch)
 
     # `order` sorts each device's share of the events (local indices).
     return over_events(local, order.shape[0], 2, 1)(st, order, model)
@@ -379,6 +358,36 @@ def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int) -> Step
 
 def _inverse_permutation(order: Array) -> Array:
     return jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0], dtype=order.dtype))
+
+
+def _map_sorted_chunks(fn: Callable, order: Array, chunk: int):
+    """`fn(idx)` over chunks of `chunk` events taken in `order` (sorted by number of
+    emissions, so that a chunk's busiest event is close to its typical one; unsorted,
+    4x the mean at 1024 events), `lax.map`-ped; the results back in event order.
+    `fn` gathers its own events: a sorted copy of the whole layout up front cost a
+    quarter of `realize` on a CPU. The last chunk is padded with copies of the last
+    (busiest) event, whose results are dropped. `chunk` 0: one call."""
+    n = order.shape[0]
+    if not chunk or n <= chunk:
+        out = fn(order)
+    else:
+        n_chunks = -(-n // chunk)
+        padded = jnp.concatenate([order, jnp.full(n_chunks * chunk - n, order[-1], order.dtype)])
+        out = jax.lax.map(fn, padded.reshape(n_chunks, chunk))
+        out = jax.tree.map(lambda x: x.reshape((n_chunks * chunk,) + x.shape[2:]), out)
+    inverse = _inverse_permutation(order)
+    return jax.tree.map(lambda x: x[inverse], out)
+
+
+def _by_busiest(busiest: Array, n_full: int, run: Callable):
+    """`run(n)` for a chunk of events, on n = `_FEW_EMISSIONS` slots if its busiest
+    event (an unbatched scalar: a real branch) has at most that many emissions, else on
+    `n_full`. The colour-order search and `realize`'s momentum table cost O(slots) per
+    emission, and 95 % of events at α_s = 0.118 have at most 16."""
+    small = min(n_full, _FEW_EMISSIONS)
+    if small == n_full:
+        return run(n_full)
+    return jax.lax.cond(busiest <= small, lambda: run(small), lambda: run(n_full))
 
 
 @functools.partial(jax.jit, static_argnums=1)
@@ -439,11 +448,9 @@ def _realize_local(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
         part = lambda x: x[idx, : lay.n_steps] if x.ndim > 1 else x[idx]  # noqa: E731
         return lay.keys[idx], *(jax.tree.map(part, t) for t in (lay.structure, lay.steps)), counts[idx]
 
-    small = min(lay.n_steps, _FEW_EMISSIONS)
-
-    def batch(xs):
+    def batch(idx):
         # Every loop of the batch stops after its busiest event's emissions.
-        key, st, steps, c = xs
+        key, st, steps, c = take(idx)
         n_active = jnp.max(c)
 
         def run(n):
@@ -451,26 +458,11 @@ def _realize_local(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
             ev = jax.vmap(lambda k, s, t: realize_event(k, model, s, t, n, n_active))(key, *cut)
             return _pad_rows(ev, lay.n_steps + 2)
 
-        if small == lay.n_steps:
-            return run(small)
-        # A step updates the event's whole momentum table (n + 2 rows): a chunk whose
-        # busiest event has at most `small` emissions runs on a table of small + 2.
-        return jax.lax.cond(n_active <= small, lambda: run(small), lambda: run(lay.n_steps))
+        # A step rewrites the event's whole momentum table (n + 2 rows).
+        return _by_busiest(n_active, lay.n_steps, run)
 
-    if not chunk or lay.n_events <= chunk:
-        return batch(take(slice(None)))
-    # Chunks of events sorted by their number of emissions: the chunk's busiest event
-    # is then close to its typical one (unsorted, 4x the mean at 1024 events).
-    n = lay.n_events
-    n_chunks = -(-n // chunk)
-    order = lay.order  # the layout's sort by emission count (this share's, local)
-    # Pad with copies of the busiest event (already the last chunk's bound).
-    padded = jnp.concatenate([order, jnp.full(n_chunks * chunk - n, order[-1], order.dtype)])
-    # Each step gathers its own events: a gather of the whole layout up front wrote a
-    # sorted copy of it (≈ 7 kB per event) and was a quarter of `realize` on a CPU.
-    out = jax.lax.map(lambda idx: batch(take(idx)), padded.reshape(n_chunks, chunk))
-    inverse = _inverse_permutation(order)
-    return jax.tree.map(lambda x: x.reshape((n_chunks * chunk,) + x.shape[2:])[inverse], out)
+    # `lay.order`: the layout's sort by emission count (this share's, local).
+    return _map_sorted_chunks(batch, lay.order, chunk)
 
 
 def _pad_rows(ev: ShowerEvent, rows: int) -> ShowerEvent:

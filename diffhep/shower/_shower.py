@@ -439,23 +439,22 @@ def _realize_arrays(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
 
 def _realize_local(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
     counts = jnp.sum(lay.steps.valid, axis=-1, dtype=jnp.int32)  # = the structure's valid slots
-    # Only the first n_steps slots: the valid slots of a cascade are a prefix (the work
+    # Only the first n ≤ n_steps slots: the valid slots of a cascade are a prefix (the work
     # queue appends), every event has at most n_steps of them, and parents, ancestors
     # and emitters index valid slots. (A mean event fills 8 of the 62 slots.)
-    def take(idx):
-        # Rows `idx`, and of the slots only the first n_steps, in one gather (slicing
-        # the whole layout first wrote a copy of it: 8 % of `realize` on a CPU).
-        part = lambda x: x[idx, : lay.n_steps] if x.ndim > 1 else x[idx]  # noqa: E731
-        return lay.keys[idx], *(jax.tree.map(part, t) for t in (lay.structure, lay.steps)), counts[idx]
+    def take(idx, n):
+        # Rows `idx`, and of the slots only the first n, in one gather inside the
+        # branch that uses them (slicing the whole layout first wrote a copy of it:
+        # 8 % of `realize` on a CPU).
+        part = lambda x: x[idx, :n] if x.ndim > 1 else x[idx]  # noqa: E731
+        return lay.keys[idx], *(jax.tree.map(part, t) for t in (lay.structure, lay.steps))
 
     def batch(idx):
         # Every loop of the batch stops after its busiest event's emissions.
-        key, st, steps, c = take(idx)
-        n_active = jnp.max(c)
+        n_active = jnp.max(counts[idx])
 
         def run(n):
-            cut = (jax.tree.map(lambda x: x[:, :n] if x.ndim > 1 else x, t) for t in (st, steps))
-            ev = jax.vmap(lambda k, s, t: realize_event(k, model, s, t, n, n_active))(key, *cut)
+            ev = jax.vmap(lambda k, s, t: realize_event(k, model, s, t, n, n_active))(*take(idx, n))
             return _pad_rows(ev, lay.n_steps + 2)
 
         # A step rewrites the event's whole momentum table (n + 2 rows).

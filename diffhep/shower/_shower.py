@@ -339,16 +339,17 @@ def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int) -> Step
     def local(st, order, model):
         n_slots = st.valid.shape[1]
 
-        def one(i, n):
-            # Each step gathers its own events, and only the first n slots (the valid
-            # ones are a prefix): no sorted copy of the whole structure.
-            s = jax.tree.map(lambda x: x[i, :n] if x.ndim > 1 else x[i], st)
-            return colour_steps(model, emission_order_values(model, s), n, n_slots)
-
         def chunk(idx):
             # The search costs O(slots) per emission (see `_by_busiest`).
             busiest = jnp.max(jnp.sum(st.valid[idx, :n_used], axis=1, dtype=jnp.int32))
-            return _by_busiest(busiest, n_used, lambda n: jax.vmap(lambda i: one(i, n))(idx))
+
+            def run(n):
+                # Each step gathers its own events, and only the first n slots (the
+                # valid ones are a prefix): no sorted copy of the whole structure.
+                s = jax.tree.map(lambda x: _rows(x, idx, n), st)
+                return jax.vmap(lambda s: colour_steps(model, emission_order_values(model, s), n, n_slots))(s)
+
+            return _by_busiest(busiest, n_used, run)
 
         return _map_sorted_chunks(chunk, order, work_sizes().steps_batch)
 
@@ -358,6 +359,17 @@ def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int) -> Step
 
 def _inverse_permutation(order: Array) -> Array:
     return jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0], dtype=order.dtype))
+
+
+def _rows(x: Array, idx: Array, n: int) -> Array:
+    """`x[idx, :n]` (events `idx`, their first n slots) for per-event arrays, `x[idx]`
+    for per-event scalars. Gathered as one contiguous run per event: XLA's CPU gather
+    of `x[idx, :n]` went element by element (int8 ancestors at ≈ 1 GB/s; realize 9 %
+    faster this way)."""
+    if x.ndim == 1:
+        return x[idx]
+    flat = x.reshape(x.shape[0], -1)[idx, : n * math.prod(x.shape[2:])]
+    return flat.reshape(flat.shape[:1] + (n,) + x.shape[2:])
 
 
 def _map_sorted_chunks(fn: Callable, order: Array, chunk: int):
@@ -446,8 +458,7 @@ def _realize_local(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
         # Rows `idx`, and of the slots only the first n, in one gather inside the
         # branch that uses them (slicing the whole layout first wrote a copy of it:
         # 8 % of `realize` on a CPU).
-        part = lambda x: x[idx, :n] if x.ndim > 1 else x[idx]  # noqa: E731
-        return lay.keys[idx], *(jax.tree.map(part, t) for t in (lay.structure, lay.steps))
+        return lay.keys[idx], *(jax.tree.map(lambda x: _rows(x, idx, n), t) for t in (lay.structure, lay.steps))
 
     def batch(idx):
         # Every loop of the batch stops after its busiest event's emissions.

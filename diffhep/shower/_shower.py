@@ -338,10 +338,11 @@ def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int) -> Step
     # of unsorted events runs as long as its busiest (4x the mean at 1024 events).
     def local(st, order, model):
         n_slots = st.valid.shape[1]
+        counts = jnp.sum(st.valid, axis=1, dtype=jnp.int32)
 
         def chunk(idx):
             # The search costs O(slots) per emission (see `_by_busiest`).
-            busiest = jnp.max(jnp.sum(st.valid[idx, :n_used], axis=1, dtype=jnp.int32))
+            busiest = jnp.max(counts[idx])
 
             def run(n):
                 # Each step gathers its own events, and only the first n slots (the

@@ -170,7 +170,8 @@ def apply_steps(
 
         a_row, b_row, g_row = row[left], row[right], 2 + j
         pa, pb = p[a_row], p[b_row]
-        sd = jnp.maximum(2.0 * (pa[0] * pb[0] - jnp.dot(pa[1:], pb[1:])), tiny)
+        # Products written out (a batched `jnp.dot` can become a GEMM kernel on a GPU).
+        sd = jnp.maximum(2.0 * (pa[0] * pb[0] - (pa[1] * pb[1] + pa[2] * pb[2] + pa[3] * pb[3])), tiny)
         log_sd = jnp.log(sd / lam**2)
         # Stay inside the dipole's phase space, short of its edge (a ∥ b at the edge).
         k_eff = jnp.minimum(k, log_sd - LOG4 - 0.05)

@@ -301,5 +301,13 @@ def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[st
 if __name__ == "__main__":
     if len(sys.argv) == 6 and sys.argv[1] == "--compile-time":
         print(json.dumps(compile_time(sys.argv[2], bool(int(sys.argv[3])), int(sys.argv[4]), sys.argv[5])))
+    elif len(sys.argv) == 6 and sys.argv[1] == "--one":
+        # One row (e.g. on a GPU with little device time left): PROCESS N DTYPE GRAD.
+        jax.config.update("jax_enable_x64", True)
+        row = _bench_one(sys.argv[2], int(float(sys.argv[3])), jnp.dtype(sys.argv[4]), 3, 20261125, bool(int(sys.argv[5])))
+        print(json.dumps({"device_kind": jax.devices()[0].device_kind, **row}))
     else:
-        sys.exit("usage: python benchmarks/run.py me   (or: bench_me.py --compile-time PROCESS GRAD BATCH WRT)")
+        sys.exit(
+            "usage: python benchmarks/run.py me   (or: bench_me.py --compile-time PROCESS GRAD BATCH WRT,"
+            " bench_me.py --one PROCESS N DTYPE GRAD)"
+        )

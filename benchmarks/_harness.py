@@ -113,11 +113,14 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
 
 
 def load_results() -> list[dict[str, Any]]:
-    """All result files, sorted by benchmark name and platform."""
+    """All result files, sorted by benchmark name and platform (not the profiles of
+    `profile_shower.py`, which have no "benchmark" entry)."""
     out = []
     for path in sorted(RESULTS.glob("*.json")):
         with open(path) as f:
-            out.append(json.load(f))
+            result = json.load(f)
+        if "benchmark" in result:
+            out.append(result)
     return out
 
 

@@ -725,12 +725,43 @@ def test_realize_sorted_chunks_equal_one_batch(grid_samples):
     one_batch, _ = shower.realize(lay, model(), chunk=0)
     assert lay.n_events > 512  # the default chunk: the fixture's events were chunked
     # Both branches of a chunk: the sorted first chunk runs on the 16-slot table
-    # (`_FEW_EMISSIONS`), the one batch on the layout's n_steps > 16.
-    counts = np.sort(np.asarray(lay.steps.valid).sum(axis=1))
-    assert counts[511] <= shower._shower._FEW_EMISSIONS < lay.n_steps
+    # (`_FEW_EMISSIONS`) and 6 key levels, the one batch on the layout's n_steps > 16
+    # and all 12 levels.
+    assert_first_chunk_small(lay, 512)
     np.testing.assert_allclose(np.asarray(events.momenta), np.asarray(one_batch.momenta), rtol=0, atol=1e-11 * SQRT_S)
     np.testing.assert_allclose(np.asarray(events.weights), np.asarray(one_batch.weights), rtol=1e-11)
     assert np.array_equal(np.asarray(events.mask), np.asarray(one_batch.mask))
+
+
+def assert_first_chunk_small(lay, chunk: int) -> None:
+    """The first `chunk` events in emission-count order take `_by_busiest`'s small
+    branch (few emissions, shallow keys); the layout as a whole does not."""
+    from diffhep.shower import _shower
+
+    first = np.asarray(lay.order)[:chunk]
+    valid = np.asarray(lay.structure.valid)
+    depth = np.where(valid, np.asarray(lay.structure.depth), 0)
+    levels = lay.structure.ancestors.shape[-1]
+    assert valid[first].sum(axis=1).max() <= _shower._FEW_EMISSIONS < lay.n_steps
+    assert depth[first].max() <= _shower._SHALLOW_LEVELS < levels
+    assert depth.max() > _shower._SHALLOW_LEVELS or valid.sum(axis=1).max() > _shower._FEW_EMISSIONS
+
+
+def test_layout_steps_equal_per_event_search(grid_samples):
+    """The layout's colour-order steps (sorted chunks, on 16 slots and 6 key levels
+    where they fit) equal the per-event search over all slots and all 12 levels,
+    exactly: dropping key levels below every emission's depth changes no comparison."""
+    from diffhep.shower._cascade import emission_order_values
+    from diffhep.shower._shower import colour_steps
+
+    lay, _, _ = grid_samples[0.118, 0.5]
+    m = model()
+    assert_first_chunk_small(lay, 1024)  # the CPU's colour-ordering chunk
+    ref = jax.jit(jax.vmap(lambda s: colour_steps(m, emission_order_values(m, s))))(lay.structure)
+    n = lay.n_steps
+    for name in ("emitted", "left", "right", "valid"):
+        got, want = np.asarray(getattr(lay.steps, name))[:, :n], np.asarray(getattr(ref, name))[:, :n]
+        assert np.array_equal(got, want), name
 
 
 def test_realize_does_not_recompile(grid_samples):

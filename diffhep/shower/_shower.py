@@ -86,7 +86,7 @@ def _tables(model: DiscreteQCD, em: Emissions) -> dict:
     """Per-parton tables (index 0 = q, 1 = q̄, 2 + i = emission slot i)."""
     dtype = em.kappa.dtype
     big_l = model.log_s
-    zeros_d = jnp.zeros((2, model.key_depth), dtype)
+    zeros_d = jnp.zeros((2, em.coord.shape[-1]), dtype)  # key levels: `key_depth` or fewer
     depth = jnp.concatenate([jnp.zeros(2, jnp.int32), em.depth])
     coord = jnp.concatenate([zeros_d, em.coord])
     owner = jnp.concatenate([zeros_d.at[:, 0].set(big_l), em.owner_kappa])
@@ -328,8 +328,10 @@ def _structures(keys: Array, model: DiscreteQCD) -> Structure:
     return over_events(local, keys.shape[0], 1, 1)(keys, model)
 
 
-# Emission slots of the colour-order search for chunks of events with few emissions.
+# Emission slots and colour-key levels of the colour-order search and `realize` for
+# chunks of events with few emissions and shallow folds (`_by_busiest`).
 _FEW_EMISSIONS = 16
+_SHALLOW_LEVELS = 6
 
 
 @eqx.filter_jit
@@ -338,20 +340,18 @@ def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int) -> Step
     # (one iteration per emission) runs about as long as its events need; a chunk
     # of unsorted events runs as long as its busiest (4x the mean at 1024 events).
     def local(st, order, model):
-        n_slots = st.valid.shape[1]
-        counts = jnp.sum(st.valid, axis=1, dtype=jnp.int32)
+        n_slots, levels = st.ancestors.shape[1:]
+        counts, depths = _busiest_deepest(st)
 
         def chunk(idx):
-            # The search costs O(slots) per emission (see `_by_busiest`).
-            busiest = jnp.max(counts[idx])
-
-            def run(n):
+            # The search costs O(slots × levels) per emission (see `_by_busiest`).
+            def run(n, d):
                 # Each step gathers its own events, and only the first n slots (the
                 # valid ones are a prefix): no sorted copy of the whole structure.
-                s = jax.tree.map(lambda x: _rows(x, idx, n), st)
+                s = _levels(jax.tree.map(lambda x: _rows(x, idx, n), st), d)
                 return jax.vmap(lambda s: colour_steps(model, emission_order_values(model, s), n, n_slots))(s)
 
-            return _by_busiest(busiest, n_used, run)
+            return _by_busiest(jnp.max(counts[idx]), jnp.max(depths[idx]), n_used, levels, run)
 
         return _map_sorted_chunks(chunk, order, work_sizes().steps_batch)
 
@@ -393,15 +393,35 @@ def _map_sorted_chunks(fn: Callable, order: Array, chunk: int):
     return jax.tree.map(lambda x: x[inverse], out)
 
 
-def _by_busiest(busiest: Array, n_full: int, run: Callable):
-    """`run(n)` for a chunk of events, on n = `_FEW_EMISSIONS` slots if its busiest
-    event (an unbatched scalar: a real branch) has at most that many emissions, else on
-    `n_full`. The colour-order search and `realize`'s momentum table cost O(slots) per
-    emission, and 95 % of events at α_s = 0.118 have at most 16."""
-    small = min(n_full, _FEW_EMISSIONS)
-    if small == n_full:
-        return run(n_full)
-    return jax.lax.cond(busiest <= small, lambda: run(small), lambda: run(n_full))
+def _busiest_deepest(st: Structure) -> tuple[Array, Array]:
+    """Per event: its number of emissions and its deepest fold nesting."""
+    counts = jnp.sum(st.valid, axis=-1, dtype=jnp.int32)
+    return counts, jnp.max(jnp.where(st.valid, st.depth, 0), axis=-1).astype(jnp.int32)
+
+
+def _by_busiest(busiest: Array, deepest: Array, n_full: int, levels_full: int, run: Callable):
+    """`run(n, levels)` for a chunk of events: on n = `_FEW_EMISSIONS` slots and the
+    first `_SHALLOW_LEVELS` levels of the colour keys if the chunk's busiest event has
+    at most that many emissions and its deepest fold nesting at most that many levels
+    (unbatched scalars: a real branch), else on `n_full` slots and every level.
+
+    The colour-order search and `realize`'s momentum table cost O(slots) per emission,
+    and the key comparisons and Lund distances O(levels); 95 % of events at
+    α_s = 0.118 have at most 16 emissions and 99.8 % at most 6 levels (the structure
+    keeps `key_depth` = 12). Below its depth an emission's key levels are zero, so
+    dropping them changes no comparison and no distance. One core, 10⁵ events, 6
+    levels instead of 12: colour order 0.51 → 0.36 s, `realize` 0.90 → 0.78 s."""
+    small, shallow = min(n_full, _FEW_EMISSIONS), min(levels_full, _SHALLOW_LEVELS)
+    if (small, shallow) == (n_full, levels_full):
+        return run(n_full, levels_full)
+    return jax.lax.cond(
+        (busiest <= small) & (deepest <= shallow), lambda: run(small, shallow), lambda: run(n_full, levels_full)
+    )
+
+
+def _levels(st: Structure, levels: int) -> Structure:
+    """`st` with its ancestry (and so every colour key built from it) cut to `levels`."""
+    return st._replace(ancestors=st.ancestors[..., :levels])
 
 
 @functools.partial(jax.jit, static_argnums=1)
@@ -452,26 +472,28 @@ def _realize_arrays(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
 
 
 def _realize_local(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
-    counts = jnp.sum(lay.steps.valid, axis=-1, dtype=jnp.int32)  # = the structure's valid slots
+    counts, depths = _busiest_deepest(lay.structure)  # counts = the steps' valid ones
     # Only the first n ≤ n_steps slots: the valid slots of a cascade are a prefix (the work
     # queue appends), every event has at most n_steps of them, and parents, ancestors
     # and emitters index valid slots. (A mean event fills 8 of the 62 slots.)
-    def take(idx, n):
+    def take(idx, n, d):
         # Rows `idx`, and of the slots only the first n, in one gather inside the
         # branch that uses them (slicing the whole layout first wrote a copy of it:
         # 8 % of `realize` on a CPU).
-        return lay.keys[idx], *(jax.tree.map(lambda x: _rows(x, idx, n), t) for t in (lay.structure, lay.steps))
+        st, steps = (jax.tree.map(lambda x: _rows(x, idx, n), t) for t in (lay.structure, lay.steps))
+        return lay.keys[idx], _levels(st, d), steps
 
     def batch(idx):
         # Every loop of the batch stops after its busiest event's emissions.
         n_active = jnp.max(counts[idx])
 
-        def run(n):
-            ev = jax.vmap(lambda k, s, t: realize_event(k, model, s, t, n, n_active))(*take(idx, n))
+        def run(n, d):
+            ev = jax.vmap(lambda k, s, t: realize_event(k, model, s, t, n, n_active))(*take(idx, n, d))
             return _pad_rows(ev, lay.n_steps + 2)
 
-        # A step rewrites the event's whole momentum table (n + 2 rows).
-        return _by_busiest(n_active, lay.n_steps, run)
+        # A step rewrites the event's whole momentum table (n + 2 rows) and computes
+        # two Lund distances over the key levels.
+        return _by_busiest(n_active, jnp.max(depths[idx]), lay.n_steps, lay.structure.ancestors.shape[-1], run)
 
     # `lay.order`: the layout's sort by emission count (this share's, local).
     return _map_sorted_chunks(batch, lay.order, chunk)

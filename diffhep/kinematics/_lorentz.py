@@ -112,7 +112,8 @@ def rotation_to_z(direction: Float[ArrayLike, "3"]) -> Float[Array, "3 3"]:
     one_plus_c = jnp.where(anti, 1.0, one_plus_c)
     k = jnp.array([[0.0, 0.0, -n[0]], [0.0, 0.0, -n[1]], [n[0], n[1], 0.0]], dtype=n.dtype)
     # K² written out, not `k @ k`: batched under vmap, a 3×3 product became a GEMM
-    # kernel per call on a GPU (a third of a shower step on an H100).
+    # kernel per call on a GPU (with the dipole mass's dot product, 32 of the 197 ms of
+    # the shower's `realize` of 2·10⁶ events on an H100).
     xy = n[0] * n[1]
     k2 = -jnp.array([[n[0] ** 2, xy, 0.0], [xy, n[1] ** 2, 0.0], [0.0, 0.0, sxy]], dtype=n.dtype)
     r_gen = jnp.eye(3, dtype=n.dtype) + k + k2 / one_plus_c

@@ -747,6 +747,25 @@ def assert_first_chunk_small(lay, chunk: int) -> None:
     assert depth.max() > _shower._SHALLOW_LEVELS or valid.sum(axis=1).max() > _shower._FEW_EMISSIONS
 
 
+def test_layout_order_puts_deep_events_last(grid_samples):
+    """`layout` orders events by number of emissions, stably, with the events whose
+    folds nest deeper than `_SHALLOW_LEVELS` after all others (so that they share
+    chunks); `realize`'s events come back in key order all the same."""
+    from diffhep.shower import _shower
+
+    lay, events, _ = grid_samples[0.118, 0.5]  # one of its 2000 events nests 7 levels deep
+    valid = np.asarray(lay.structure.valid)
+    counts = valid.sum(axis=1)
+    deep = np.where(valid, np.asarray(lay.structure.depth), 0).max(axis=1) > _shower._SHALLOW_LEVELS
+    assert 0 < deep.sum() < len(deep)
+    want = np.argsort(counts + deep * (valid.shape[1] + 1), kind="stable")
+    np.testing.assert_array_equal(np.asarray(lay.order), want)
+    assert not deep[want[: len(want) - deep.sum()]].any()
+    one = jax.jit(jax.vmap(shower.shower_event, in_axes=(0, None)))(lay.keys[:4], model(0.118))
+    rows = lay.n_steps + 2
+    np.testing.assert_allclose(np.asarray(one.momenta)[:, :rows], np.asarray(events.momenta[:4]), rtol=0, atol=1e-12 * SQRT_S)
+
+
 def test_layout_steps_equal_per_event_search(grid_samples):
     """The layout's colour-order steps (sorted chunks, on 16 slots and 6 key levels
     where they fit) equal the per-event search over all slots and all 12 levels,

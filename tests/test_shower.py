@@ -763,7 +763,9 @@ def test_layout_order_puts_deep_events_last(grid_samples):
     assert not deep[want[: len(want) - deep.sum()]].any()
     one = jax.jit(jax.vmap(shower.shower_event, in_axes=(0, None)))(lay.keys[:4], model(0.118))
     rows = lay.n_steps + 2
-    np.testing.assert_allclose(np.asarray(one.momenta)[:, :rows], np.asarray(events.momenta[:4]), rtol=0, atol=1e-12 * SQRT_S)
+    np.testing.assert_allclose(
+        np.asarray(one.momenta)[:, :rows], np.asarray(events.momenta[:4]), rtol=0, atol=1e-12 * SQRT_S
+    )
 
 
 def test_layout_steps_equal_per_event_search(grid_samples):

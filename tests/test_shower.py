@@ -851,13 +851,13 @@ def test_dipole_emission_near_collinear_dipole(dtype):
 
 def test_device_sort_of_counts_equals_numpy():
     # `layout` sorts events by emission count in NumPy on a CPU and on the device
-    # elsewhere (`_sort_counts`); both must give the same stable order, per share.
+    # elsewhere (`_stable_order`); both must give the same stable order, per share.
     from diffhep.shower import _shower
 
     counts = np.random.default_rng(5).poisson(9, 3000).astype(np.int32)
     for shares in (1, 3):
         want = np.argsort(counts.reshape(shares, -1), axis=1, kind="stable").reshape(-1)
-        np.testing.assert_array_equal(np.asarray(_shower._sort_counts(jnp.asarray(counts), shares)), want)
+        np.testing.assert_array_equal(np.asarray(_shower._stable_order(jnp.asarray(counts), shares)), want)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])

@@ -31,9 +31,11 @@ from .._safe import safe_log, safe_sqrt
 
 _NEWTON_STEPS = 4
 # Below these c the series is the root to rounding (truncation ≤ 3e-14 relative in
-# float64 at c = 1e-4, ≤ 3e-9 in float32 at c = 1e-2), and Newton's residual
-# e^w − 1 − w − c would lose its digits to cancellation.
-_SERIES_BELOW = {64: 1e-4, 32: 1e-2}
+# float64 at c = 1e-4, ≤ 3e-9 in float32 at c = 1e-2, which is below the rounding of
+# any narrower float too), and Newton's residual e^w − 1 − w − c would lose its digits
+# to cancellation.
+_SERIES_BELOW_F64 = 1e-4
+_SERIES_BELOW_NARROWER = 1e-2
 # w = −s − s²/6 − s³/36 − s⁴/270 − s⁵/4320 + …, s = √(2c): the series inverse of
 # e^w − 1 − w = s²/2 on the branch w ≤ 0.
 _SERIES = (-1.0, -1.0 / 6.0, -1.0 / 36.0, -1.0 / 270.0, -1.0 / 4320.0)
@@ -84,7 +86,8 @@ def _solve_corner(c: Array, w_init: Array | None = None) -> Array:
         w, _ = jax.lax.scan(step, w, None, length=steps)
     w = jax.lax.stop_gradient(w)
     newton = w - (jnp.expm1(w) - w - c) / slope(w)
-    return jnp.where(c0 < _SERIES_BELOW.get(jnp.finfo(c.dtype).bits, 1e-2), series, newton)
+    below = _SERIES_BELOW_F64 if jnp.finfo(c.dtype).bits == 64 else _SERIES_BELOW_NARROWER
+    return jnp.where(c0 < below, series, newton)
 
 
 def bin_geometry(b: Array, base: Array, delta_y: Array) -> tuple[Array, Array, Array, Array]:

@@ -53,6 +53,9 @@ from jaxtyping import Array, ArrayLike, Float
 from . import _helas
 from ._params import SMParameters
 
+# Colour flows up to which `_colour_sum` writes the quadratic form out (see there).
+_EXPLICIT_COLOUR_SUM = 8
+
 _EXTERNAL_KINDS = {"i": "ixxxxx", "o": "oxxxxx", "v": "vxxxxx", "s": "sxxxxx"}
 
 # Routines usable in a description: name -> (callable, number of wavefunction args).
@@ -548,12 +551,7 @@ def matrix_element_kernel(
     amps = helicity_amplitudes(process, momenta, params)  # (n_helicities, n_amplitudes, *batch)
     jamp_re, jamp_im = _colour_flows(np.array(process.jamp_coefficients), amps)  # (n_helicities, n_colour, *batch)
     colour = np.array(process.colour_matrix) / np.array(process.colour_denominators)[:, None]
-    colour = jnp.asarray(colour, dtype=jamp_re.dtype)
-    # Re(J† C J): C is real, so this is Re(J)·C·Re(J) + Im(J)·C·Im(J).
-    me = jnp.einsum("hi...,ij,hj...->...", jamp_re, colour, jamp_re) + jnp.einsum(
-        "hi...,ij,hj...->...", jamp_im, colour, jamp_im
-    )
-    return me / process.average
+    return _colour_sum(colour, jamp_re, jamp_im) / process.average
 
 
 def _colour_flows(coefficients: np.ndarray, amps: Array) -> tuple[Array, Array]:
@@ -581,3 +579,29 @@ def _colour_flows(coefficients: np.ndarray, amps: Array) -> tuple[Array, Array]:
         rows_re.append(functools.reduce(operator.add, terms_re) if terms_re else zero)
         rows_im.append(functools.reduce(operator.add, terms_im) if terms_im else zero)
     return jnp.stack(rows_re, axis=1), jnp.stack(rows_im, axis=1)
+
+
+def _colour_sum(colour: np.ndarray, re: Array, im: Array) -> Array:
+    """`Σ_h Re(J_h† C J_h)` `(*batch)` from the real and imaginary parts `(H, C, *batch)`
+    of the colour-flow amplitudes and the real colour matrix `C` (rows already divided
+    by their denominators).
+
+    `Re(J† C J) = Re(J)·C·Re(J) + Im(J)·C·Im(J)` for any real `C`, and a quadratic form
+    only sees `(C + Cᵀ)/2`. For few flows it is written out as the `n(n+1)/2` products
+    of the symmetric form, which XLA fuses with the flows and the helicity sum; a
+    contraction went through two transposes and a batched matrix product per step (one
+    core: `g g > t t~` 8.0e5 -> 9.7e5/s, the decay chain 5.4e5 -> 6.4e5/s). With 24 flows (`g g > t t~ g g`) the
+    contraction is 5 % faster than the 300 products, and `g g > t t~ g` (6) is the same
+    either way.
+    """
+    sym = (colour + colour.T) / 2
+    if len(sym) > _EXPLICIT_COLOUR_SUM:
+        sym = jnp.asarray(sym, dtype=re.dtype)
+        return jnp.einsum("hi...,ij,hj...->...", re, sym, re) + jnp.einsum("hi...,ij,hj...->...", im, sym, im)
+    re, im = jnp.unstack(re, axis=1), jnp.unstack(im, axis=1)
+    terms = []
+    for i, j in itertools.combinations_with_replacement(range(len(sym)), 2):
+        c = float(sym[i, j]) * (1.0 if i == j else 2.0)  # a Python float keeps float32 float32
+        if c != 0:
+            terms.append(c * (re[i] * re[j] + im[i] * im[j]))
+    return jnp.sum(functools.reduce(operator.add, terms), axis=0)

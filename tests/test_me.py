@@ -416,6 +416,31 @@ def test_fermion_current_reproduces_the_four_routines(rng):
             np.testing.assert_allclose(ours, expected, rtol=1e-14, atol=1e-14 * np.max(np.abs(expected)))
 
 
+def test_colour_sum_derivatives_match_the_plain_quadratic_form(rng):
+    # `_quadratic_form` has a hand-written JVP (a contraction, for speed); it must be the
+    # derivative of Σ_h Re(J† C J), forward and reverse, for a non-symmetric C too.
+    from diffhep.me._process import _colour_sum
+
+    colour = rng.normal(size=(3, 3))
+    jamps = [jnp.asarray(rng.normal(size=(4, 5)) + 1j * rng.normal(size=(4, 5))) for _ in range(3)]
+
+    def plain(js):
+        j = jnp.stack(js, axis=1)
+        return jnp.einsum("hi...,ij,hj...->...", jnp.conj(j), jnp.asarray(colour), j).real
+
+    def ours(js):
+        return _colour_sum(colour, js)
+
+    np.testing.assert_allclose(ours(jamps), plain(jamps), rtol=1e-13)
+    tangents = [jnp.asarray(rng.normal(size=(4, 5)) + 1j * rng.normal(size=(4, 5))) for _ in range(3)]
+    np.testing.assert_allclose(jax.jvp(ours, (jamps,), (tangents,))[1], jax.jvp(plain, (jamps,), (tangents,))[1], rtol=1e-12)
+    weights = jnp.asarray(rng.normal(size=5))
+    g_ours = jax.grad(lambda js: jnp.sum(weights * ours(js)))(jamps)
+    g_plain = jax.grad(lambda js: jnp.sum(weights * plain(js)))(jamps)
+    for a, b in zip(g_ours, g_plain):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
 # ------------------------------------------------------------- API behaviour
 def test_jit_matches_eager_and_does_not_recompile(params):
     from diffhep.me._api import _batched

@@ -574,21 +574,43 @@ def _colour_sum(colour: np.ndarray, jamps: list[Array]) -> Array:
     """`Σ_h Re(J_h† C J_h)` `(*batch)` from the colour-flow amplitudes `(H, *batch)` and
     the real colour matrix `C` (rows already divided by their denominators).
 
-    A quadratic form only sees `(C + Cᵀ)/2`, so this is the `n(n+1)/2` products
-    `Re(conj(J_i) J_j)` of the symmetric form, written out: XLA fuses them with the
-    flows and the helicity sum. Measured on one core against the contraction of the
-    real and imaginary parts with `C` (two transposes and a batched matrix product per
-    step): `g g > t t~` 8.0e5 -> 9.7e5/s, the decay chain 5.4e5 -> 6.4e5/s. Products of
-    the complex flows rather than of their real and imaginary parts also make the
-    backward pass keep the complex flows, instead of two arrays that XLA computed
-    from the amplitudes twice: value + gradient `g g > t t~` 1.26e5 -> 1.48e5/s, decay
-    chain 9.3e4 -> 1.04e5/s; `g g > t t~ g g` (24 flows, 300 products) value 3.0e3 ->
-    3.2e3/s, value + gradient 4.8e2 -> 5.1e2/s, value compile 21 -> 17 s.
+    A quadratic form only sees `(C + Cᵀ)/2`; see `_quadratic_form`.
     """
     sym = (colour + colour.T) / 2
+    return _quadratic_form(tuple(map(tuple, sym.tolist())), jnp.stack(jamps, axis=1))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _quadratic_form(sym: tuple[tuple[float, ...], ...], jamps: Array) -> Array:
+    """`Σ_h Σ_ij sym_ij Re(conj(J_hi) J_hj)` for `jamps` `(H, C, *batch)` and a symmetric `sym`.
+
+    The value is the `C(C+1)/2` products of the symmetric form, written out, which
+    XLA fuses with the flows and the helicity sum. The derivative (`custom_jvp`) is
+    the contraction `2 Re(J† C dJ)`, whose transpose is one more contraction. Measured
+    on one core (`bench_me.py --one`) against the contraction for both:
+    - value: `g g > t t~` 8.0e5 -> 9.7e5/s, the decay chain 5.4e5 -> 6.4e5/s (the
+      contraction went through two transposes and a batched matrix product per step);
+    - value + gradient: `g g > t t~` 1.62e5 -> 1.86e5/s, decay chain 1.14e5 -> 1.26e5/s,
+      `g g > t t~ g g` 410 -> 457/s. With the products differentiated by JAX instead,
+      `g g > t t~` fell to 1.25e5/s: XLA computed the amplitudes twice to keep the real
+      and imaginary parts of the flows for the backward pass.
+    """
+    columns = jnp.unstack(jamps, axis=1)
     terms = []
     for i, j in itertools.combinations_with_replacement(range(len(sym)), 2):
-        c = float(sym[i, j]) * (1.0 if i == j else 2.0)  # a Python float keeps float32 float32
+        c = sym[i][j] * (1.0 if i == j else 2.0)  # a Python float keeps float32 float32
         if c != 0:
-            terms.append(c * jnp.real(jnp.conj(jamps[i]) * jamps[j]))
+            terms.append(c * jnp.real(jnp.conj(columns[i]) * columns[j]))
     return jnp.sum(functools.reduce(operator.add, terms), axis=0)
+
+
+@_quadratic_form.defjvp
+def _quadratic_form_jvp(sym, primals, tangents):
+    (jamps,), (tangent,) = primals, tangents
+    c = jnp.asarray(np.array(sym), dtype=jamps.real.dtype)
+    # d Re(J† C J) = 2 Re(J† C dJ) for a real symmetric C.
+    out = 2.0 * (
+        jnp.einsum("hi...,ij,hj...->...", jamps.real, c, tangent.real)
+        + jnp.einsum("hi...,ij,hj...->...", jamps.imag, c, tangent.imag)
+    )
+    return _quadratic_form(sym, jamps), out

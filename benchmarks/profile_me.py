@@ -1,0 +1,91 @@
+"""Events/s and a per-fusion profile of `diffhep.me.matrix_element` on this machine.
+
+    python benchmarks/profile_me.py "g g > t t~" 65536            # value
+    python benchmarks/profile_me.py "g g > t t~ g g" 512 --grad   # value + gradient
+    python benchmarks/profile_me.py "g g > t t~" 65536 --top 20   # and the 20 costliest kernels
+
+Pin it for numbers that compare (`taskset -c 1` and
+`XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"`), and
+compare only against a run of the code before a change in the same minutes: the
+machine's speed drifts. `--top` traces two calls with `jax.profiler` and sums the time
+of each XLA kernel (fusion) per call; the trace itself slows the run, so take rates
+from the untraced timing. Match kernel names to shapes with
+`XLA_FLAGS=--xla_dump_to=DIR --xla_dump_hlo_as_text` (the `*after_optimizations.txt`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import gzip
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_me import make_events  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("process")
+    parser.add_argument("n", type=int)
+    parser.add_argument("--grad", action="store_true", help="value_and_grad w.r.t. momenta and all parameters")
+    parser.add_argument("--top", type=int, default=0, help="print the K costliest XLA kernels")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    jax.config.update("jax_enable_x64", True)  # the benchmark's choice, never the library's
+    from diffhep.me import SMParameters, get_process, matrix_element
+
+    n_external = get_process(args.process).n_external
+    if args.process == "g g > t t~ g":  # no generator of its own: drop a gluon (HELAS needs no balance)
+        momenta = make_events("g g > t t~ g g", args.n, 1)[:, :n_external]
+    else:
+        momenta = make_events(args.process, args.n, 1)
+    momenta = jnp.asarray(momenta)
+    params = SMParameters.from_param_card()
+    if args.grad:
+        fn = jax.value_and_grad(lambda p, q: jnp.sum(matrix_element(args.process, p, q)), argnums=(0, 1))
+    else:
+        fn = lambda p, q: matrix_element(args.process, p, q)  # noqa: E731
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(momenta, params).compile()
+    compile_s = time.perf_counter() - t0
+    jax.block_until_ready(compiled(momenta, params))
+    runs = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(momenta, params))
+        runs.append(time.perf_counter() - t0)
+    best = min(runs)
+    mode = "value + grad" if args.grad else "value"
+    print(f"{args.process!r} {mode}, {args.n} events: compile {compile_s:.1f} s, best of {args.repeats} "
+          f"{best * 1e3:.2f} ms = {args.n / best:.4g} events/s")
+    if not args.top:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        with jax.profiler.trace(tmp):
+            for _ in range(2):
+                jax.block_until_ready(compiled(momenta, params))
+        trace = next(Path(tmp).rglob("*.trace.json.gz"))
+        events = json.load(gzip.open(trace))["traceEvents"]
+    total, count = collections.Counter(), collections.Counter()
+    for event in events:
+        name = event.get("name", "")
+        # XLA kernels only: not the Python frames ($...), the executable or the thunk executor.
+        if event.get("ph") == "X" and not name.startswith(("$", "Pjit", "Thunk", "Common", "while")):
+            total[name] += event["dur"]
+            count[name] += 1
+    print(f"{'ms per call':>12} {'runs':>6}  kernel   (sum over kernels {sum(total.values()) / 2e3:.1f} ms per call)")
+    for name, us in total.most_common(args.top):
+        print(f"{us / 2e3:12.2f} {count[name] // 2:6d}  {name}")
+
+
+if __name__ == "__main__":
+    main()

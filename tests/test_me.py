@@ -441,6 +441,52 @@ def test_colour_sum_derivatives_match_the_plain_quadratic_form(rng):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
 
+def test_two_devices_give_the_values_and_gradients_of_one(params, tmp_path):
+    # With several devices `matrix_element` splits the events over them (shard_map); the
+    # values and the gradients (momenta, and parameters summed over devices) are those
+    # of one device. Two CPU devices need a fresh process (XLA fixes them at start-up).
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import sys
+        import jax, jax.numpy as jnp, numpy as np
+        jax.config.update("jax_enable_x64", True)
+        import diffhep.me as me
+        p = jnp.asarray(np.load(sys.argv[1])["p"])
+        params = me.SMParameters.from_param_card()
+        f = lambda p, q: jnp.sum(jnp.log(me.matrix_element("g g > t t~", p, q)))
+        value, (gp, gq) = jax.jit(jax.value_and_grad(f, argnums=(0, 1)))(p, params)
+        m2 = me.matrix_element("g g > t t~", p, params)
+        out = dict(n_devices=len(m2.sharding.device_set), me=m2, value=value, gp=gp,
+                   **{"gq_" + k: v for k, v in zip(["MT", "WT", "aS"], [gq.MT, gq.WT, gq.aS])})
+        np.savez(sys.argv[2], **{k: np.asarray(v) for k, v in out.items()})
+        """
+    )
+    n = 2 * me._api.chunk_size(me.get_process("g g > t t~")) + 2  # both devices run a chunk and a part chunk
+    rng = np.random.default_rng(7)
+    e = 400.0
+    cos, phi = rng.uniform(-1, 1, n), rng.uniform(0, 2 * np.pi, n)
+    pz = np.sqrt(e**2 - 173.0**2)
+    sin = np.sqrt(1 - cos**2)
+    top = np.stack([np.full(n, e), pz * sin * np.cos(phi), pz * sin * np.sin(phi), pz * cos], -1)
+    beams = np.broadcast_to(np.array([[e, 0, 0, e], [e, 0, 0, -e]]), (n, 2, 4))
+    p = np.concatenate([beams, top[:, None], (top * [1, -1, -1, -1])[:, None]], 1)
+    np.savez(tmp_path / "in.npz", p=p)
+    results = {}
+    for devices in (1, 2):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+        out = tmp_path / f"out{devices}.npz"
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / "in.npz"), str(out)], check=True, env=env, timeout=600)
+        results[devices] = np.load(out)
+    assert int(results[2]["n_devices"]) == 2  # the events were split
+    for key in ("me", "value", "gp", "gq_MT", "gq_WT", "gq_aS"):
+        np.testing.assert_allclose(results[2][key], results[1][key], rtol=1e-12, atol=1e-12 * np.max(np.abs(results[1][key])), err_msg=key)
+
+
 # ------------------------------------------------------------- API behaviour
 def test_jit_matches_eager_and_does_not_recompile(params):
     from diffhep.me._api import _batched

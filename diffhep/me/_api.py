@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._devices import work_sizes
+from .._devices import n_shards, over_events, work_sizes
 from ._params import SMParameters
 from ._process import Process, matrix_element_kernel, parse_process
 from ._sm_processes import SM_PROCESSES, generated_processes
@@ -62,20 +62,32 @@ def _events_last(process: Process, p: Array, params: SMParameters) -> Array:
 @functools.partial(jax.jit, static_argnums=0)
 def _batched(process: Process, momenta: Array, params: SMParameters) -> Array:
     flat = momenta.reshape((-1,) + momenta.shape[-2:])
+    n = flat.shape[0]
+    kernel = functools.partial(_chunked, process)
+    if n // n_shards(n) >= chunk_size(process):
+        # Events split over the backend's devices (several CPU devices or GPUs), each
+        # running the chunked kernel on its share, when every device gets at least a
+        # chunk; one device, an indivisible or a small batch (e.g. per point inside a
+        # `vmap`) run plain. The parameters are replicated; shard_map sums their
+        # gradient over the devices.
+        kernel = over_events(kernel, n, n_sharded=1, n_replicated=1)
+    return kernel(flat, params).reshape(momenta.shape[:-2])
+
+
+def _chunked(process: Process, flat: Array, params: SMParameters) -> Array:
+    """|M|² of `(k, n, 4)` events, in sequential chunks of `chunk_size(process)`."""
     chunk = chunk_size(process)
     if flat.shape[0] <= chunk:
-        me = _events_last(process, flat, params)
-    else:
-        # Chunks of events in sequence; `checkpoint` makes the backward pass
-        # recompute a chunk instead of storing every chunk's intermediates.
-        # Padded to whole chunks (repeating the last event): one traced copy of the
-        # kernel, not a second one for the remainder.
-        n = flat.shape[0]
-        n_chunks = -(-n // chunk)
-        padded = jnp.concatenate([flat, jnp.broadcast_to(flat[-1:], (n_chunks * chunk - n, *flat.shape[1:]))])
-        kernel = jax.checkpoint(lambda p: _events_last(process, p, params))
-        me = jax.lax.map(kernel, padded.reshape(n_chunks, chunk, *flat.shape[1:])).reshape(-1)[:n]
-    return me.reshape(momenta.shape[:-2])
+        return _events_last(process, flat, params)
+    # Chunks of events in sequence; `checkpoint` makes the backward pass
+    # recompute a chunk instead of storing every chunk's intermediates.
+    # Padded to whole chunks (repeating the last event): one traced copy of the
+    # kernel, not a second one for the remainder.
+    n = flat.shape[0]
+    n_chunks = -(-n // chunk)
+    padded = jnp.concatenate([flat, jnp.broadcast_to(flat[-1:], (n_chunks * chunk - n, *flat.shape[1:]))])
+    kernel = jax.checkpoint(lambda p: _events_last(process, p, params))
+    return jax.lax.map(kernel, padded.reshape(n_chunks, chunk, *flat.shape[1:])).reshape(-1)[:n]
 
 
 def matrix_element(

@@ -178,6 +178,30 @@ def compile_time_fresh(process: str, gradient: bool, batch: int = 64, wrt: str =
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# (process, batch, gradient) on two CPU devices, against CUDACPP on both cores.
+TWO_DEVICE_CASES = [
+    ("g g > t t~", 100_000, False), ("g g > t t~", 10_000, True),
+    ("g g > t t~ g g", 2_048, False), (DECAY_CHAIN, 100_000, False),
+]  # fmt: skip
+
+
+def _bench_two_devices(process: str, n: int, gradient: bool) -> dict[str, Any]:
+    """`--one` in a subprocess with two XLA CPU devices and every core of the machine
+    (this process may be pinned to one with taskset)."""
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    all_cores = range(os.cpu_count() or 1)
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", process, str(n), "float64", str(int(gradient))],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=(lambda: os.sched_setaffinity(0, all_cores)) if hasattr(os, "sched_setaffinity") else None,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[str, Any]:
     # float64 for this benchmark (the library never flips this flag).
     jax.config.update("jax_enable_x64", True)
@@ -232,6 +256,10 @@ def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[st
                 flush=True,
             )
 
+    two_device_rows = [] if accelerator else [_bench_two_devices(*case) for case in TWO_DEVICE_CASES]
+    for r in two_device_rows:
+        print(f"  two CPU devices: {r['process']!r} n={r['batch']} grad={r['gradient']}: {r['events_per_s']:.3g}/s", flush=True)
+
     def best(process: str, gradient: bool = False, dtype: str = "float64") -> dict[str, Any]:
         sel = [r for r in rows if r["process"] == process and r["gradient"] == gradient and r["dtype"] == dtype]
         return max(sel, key=lambda r: r["events_per_s"])
@@ -264,6 +292,16 @@ def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[st
         },
         "rows": rows,
         "compile_rows": compile_rows,
+        "two_devices": {
+            "how": "a subprocess on every core of the machine with --xla_force_host_platform_device_count=2; "
+            "matrix_element splits the events over the two devices (shard_map)",
+            "rows": two_device_rows,
+            "ratios_vs_cudacpp_2_cores": {
+                f"{r['process']} value": r["events_per_s"] / CUDACPP[r["process"]]["2 cores AVX-512/256"]
+                for r in two_device_rows
+                if r["process"] in CUDACPP and not r["gradient"]
+            },
+        },
         "cudacpp_anchors_per_s": CUDACPP_H100 if accelerator else CUDACPP,
         "cudacpp_peer_same_cores": peer_key,
         "ratios_vs_cudacpp_same_cores": {
@@ -305,7 +343,7 @@ if __name__ == "__main__":
         # One row (e.g. on a GPU with little device time left): PROCESS N DTYPE GRAD.
         jax.config.update("jax_enable_x64", True)
         row = _bench_one(sys.argv[2], int(float(sys.argv[3])), jnp.dtype(sys.argv[4]), 3, 20261125, bool(int(sys.argv[5])))
-        print(json.dumps({"device_kind": jax.devices()[0].device_kind, **row}))
+        print(json.dumps({"device_kind": jax.devices()[0].device_kind, "n_devices": jax.device_count(), **row}))
     else:
         sys.exit(
             "usage: python benchmarks/run.py me   (or: bench_me.py --compile-time PROCESS GRAD BATCH WRT,"

@@ -375,10 +375,11 @@ def _wave(flow0, flow1, scale, components) -> Array:
     """An off-shell wavefunction: flow entries, then `scale · component` each
     (`scale` the coupling times the propagator, `_propagator`)."""
     # The propagator factor once per wavefunction, not once per component (a loop
-    # fusion would repeat it per element). Measured: without this module's three barriers g g > t t~ runs 1.4x slower and
-    # the decay chain 1.65x. They act on XLA's passes before fusion only: a CPU build
-    # drops barriers before it fuses (none is left in the optimised HLO, and a
-    # current's division can still sit in its concatenate fusion, once per component).
+    # fusion would repeat it per element). Measured: without this module's three
+    # barriers g g > t t~ runs 1.4x slower and the decay chain 1.65x. They act on
+    # XLA's passes before fusion only: a CPU build drops barriers before it fuses (none
+    # is left in the optimised HLO, and a current's propagator factor can still sit in
+    # its concatenate fusion, once per component).
     scale = jax.lax.optimization_barrier(scale)
     return stack_broadcast([flow0, flow1, *(scale * x for x in components)])
 

@@ -587,13 +587,16 @@ def _quadratic_form(sym: tuple[tuple[float, ...], ...], jamps: Array) -> Array:
     The value is the `C(C+1)/2` products of the symmetric form, written out, which
     XLA fuses with the flows and the helicity sum. The derivative (`custom_jvp`) is
     the contraction `2 Re(J† C dJ)`, whose transpose is one more contraction. Measured
-    on one core (`bench_me.py --one`) against the contraction for both:
-    - value: `g g > t t~` 8.0e5 -> 9.7e5/s, the decay chain 5.4e5 -> 6.4e5/s (the
-      contraction went through two transposes and a batched matrix product per step);
-    - value + gradient: `g g > t t~` 1.62e5 -> 1.86e5/s, decay chain 1.14e5 -> 1.26e5/s,
-      `g g > t t~ g g` 410 -> 457/s. With the products differentiated by JAX instead,
-      `g g > t t~` fell to 1.25e5/s: XLA computed the amplitudes twice to keep the real
-      and imaginary parts of the flows for the backward pass.
+    on one core against the contraction for both:
+    - value (`benchmarks/profile_me.py`): `g g > t t~` 8.0e5 -> 9.7e5/s, the decay
+      chain 5.4e5 -> 6.4e5/s (the contraction went through two transposes and a
+      batched matrix product per step);
+    - value + gradient (`bench_me.py --one`, against the kernel before this and before
+      the real-reciprocal propagator of `_helas._propagator`): `g g > t t~` 1.62e5 ->
+      1.86e5/s, decay chain 1.14e5 -> 1.26e5/s, `g g > t t~ g g` 410 -> 457/s. With the
+      products differentiated by JAX instead, `g g > t t~` fell to 1.25e5/s: XLA
+      computed the amplitudes twice to keep the real and imaginary parts of the flows
+      for the backward pass.
     """
     columns = jnp.unstack(jamps, axis=1)
     terms = []

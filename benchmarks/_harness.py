@@ -47,6 +47,31 @@ def time_jax(fn: Callable[..., Any], *args: Any, repeats: int = 5) -> dict[str, 
     }
 
 
+# Trace entries that are not kernels: Python frames, the executable, the thunk executor
+# and the CPU's loop bodies (their kernels are listed on their own).
+_NOT_KERNELS = ("$", "PjitFunction", "ThunkExecutor", "CommonPjRtLoadedExecutable", "while")
+
+
+def trace_top(folder: Path, top: int = 40) -> list:
+    """The `top` kernels of the newest `jax.profiler` trace under `folder` by total time,
+    `[ms, calls, name]`: a GPU's device ops, or on a CPU (no device track) the XLA
+    kernels (fusions) its thunks ran. Prefers the Perfetto file where there is one."""
+    import collections
+    import gzip
+
+    files = sorted(folder.rglob("perfetto_trace.json.gz")) or sorted(folder.rglob("*.trace.json.gz"))
+    trace = json.load(gzip.open(files[-1]))
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    names = {e["pid"]: str(e["args"].get("name")) for e in events if e.get("ph") == "M" and e.get("name") == "process_name"}
+    device = {pid for pid, name in names.items() if "device" in name.lower() or "gpu" in name.lower()} or set(names)
+    total, calls = collections.Counter(), collections.Counter()
+    for e in events:
+        if e.get("ph") == "X" and e["pid"] in device and not e["name"].startswith(_NOT_KERNELS):
+            total[e["name"]] += e.get("dur", 0)
+            calls[e["name"]] += 1
+    return [[round(t / 1e3, 3), calls[k], k[:120]] for k, t in total.most_common(top)]
+
+
 def time_python(fn: Callable[[], Any], repeats: int = 3) -> dict[str, Any]:
     """Time a plain Python/C++ call `fn()` (no compilation): median of `repeats`."""
     runs, out = [], None

@@ -167,15 +167,25 @@ def compile_time(process: str, gradient: bool, batch: int = 64, wrt: str = "both
     }
 
 
-def compile_time_fresh(process: str, gradient: bool, batch: int = 64, wrt: str = "both") -> dict[str, Any]:
-    """`compile_time` in a new Python process (same interpreter and environment)."""
+def _run_self(*args: str, env: dict[str, str] | None = None, all_cores: bool = False) -> dict[str, Any]:
+    """This file run with `args` in a new Python process (same interpreter); its last
+    line of output, JSON. `all_cores`: on every core of the machine, even if this
+    process is pinned to one (taskset)."""
+    cores = range(os.cpu_count() or 1)
     out = subprocess.run(
-        [sys.executable, __file__, "--compile-time", process, str(int(gradient)), str(batch), wrt],
+        [sys.executable, __file__, *args],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if all_cores and hasattr(os, "sched_setaffinity") else None,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compile_time_fresh(process: str, gradient: bool, batch: int = 64, wrt: str = "both") -> dict[str, Any]:
+    """`compile_time` in a new Python process."""
+    return _run_self("--compile-time", process, str(int(gradient)), str(batch), wrt)
 
 
 # (process, batch, gradient) on two CPU devices, against CUDACPP on both cores.
@@ -186,20 +196,9 @@ TWO_DEVICE_CASES = [
 
 
 def _bench_two_devices(process: str, n: int, gradient: bool) -> dict[str, Any]:
-    """`--one` in a subprocess with two XLA CPU devices and every core of the machine
-    (this process may be pinned to one with taskset)."""
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-    all_cores = range(os.cpu_count() or 1)
-    out = subprocess.run(
-        [sys.executable, __file__, "--one", process, str(n), "float64", str(int(gradient))],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-        preexec_fn=(lambda: os.sched_setaffinity(0, all_cores)) if hasattr(os, "sched_setaffinity") else None,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """`--one` with two XLA CPU devices on every core of the machine."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    return _run_self("--one", process, str(n), "float64", str(int(gradient)), env=env, all_cores=True)
 
 
 def run(repeats: int = 2, seed: int = 20261125, float32: bool = True) -> dict[str, Any]:

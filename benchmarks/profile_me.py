@@ -16,9 +16,6 @@ from the untraced timing. Match kernel names to shapes with
 from __future__ import annotations
 
 import argparse
-import collections
-import gzip
-import json
 import sys
 import tempfile
 import time
@@ -29,6 +26,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _harness import time_jax, trace_top  # noqa: E402
 from bench_me import make_events  # noqa: E402
 
 
@@ -57,13 +55,8 @@ def main() -> None:
     t0 = time.perf_counter()
     compiled = jax.jit(fn).lower(momenta, params).compile()
     compile_s = time.perf_counter() - t0
-    jax.block_until_ready(compiled(momenta, params))
-    runs = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(compiled(momenta, params))
-        runs.append(time.perf_counter() - t0)
-    best = min(runs)
+    timing = time_jax(compiled, momenta, params, repeats=args.repeats)
+    best = min(timing["runs_s"])
     mode = "value + grad" if args.grad else "value"
     print(f"{args.process!r} {mode}, {args.n} events: compile {compile_s:.1f} s, best of {args.repeats} "
           f"{best * 1e3:.2f} ms = {args.n / best:.4g} events/s")
@@ -73,18 +66,10 @@ def main() -> None:
         with jax.profiler.trace(tmp):
             for _ in range(2):
                 jax.block_until_ready(compiled(momenta, params))
-        trace = next(Path(tmp).rglob("*.trace.json.gz"))
-        events = json.load(gzip.open(trace))["traceEvents"]
-    total, count = collections.Counter(), collections.Counter()
-    for event in events:
-        name = event.get("name", "")
-        # XLA kernels only: not the Python frames ($...), the executable or the thunk executor.
-        if event.get("ph") == "X" and not name.startswith(("$", "Pjit", "Thunk", "Common", "while")):
-            total[name] += event["dur"]
-            count[name] += 1
-    print(f"{'ms per call':>12} {'runs':>6}  kernel   (sum over kernels {sum(total.values()) / 2e3:.1f} ms per call)")
-    for name, us in total.most_common(args.top):
-        print(f"{us / 2e3:12.2f} {count[name] // 2:6d}  {name}")
+        rows = trace_top(Path(tmp), args.top)
+    print(f"{'ms per call':>12} {'runs':>6}  kernel")
+    for ms, calls, name in rows:
+        print(f"{ms / 2:12.2f} {calls // 2:6d}  {name}")
 
 
 if __name__ == "__main__":

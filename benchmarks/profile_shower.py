@@ -33,23 +33,6 @@ def _timed(fn, repeats):
     return {"first_s": round(first, 4), "steady_s": round(statistics.median(runs), 4)}, out
 
 
-def _trace_top(folder: Path, top: int = 40) -> list:
-    """The `top` device ops of a Perfetto trace by total time: `[ms, calls, name]`."""
-    import collections
-    import gzip
-
-    trace = json.load(gzip.open(sorted(folder.rglob("perfetto_trace.json.gz"))[-1]))
-    events = trace["traceEvents"] if isinstance(trace, dict) else trace
-    names = {e["pid"]: str(e["args"].get("name")) for e in events if e.get("ph") == "M" and e.get("name") == "process_name"}
-    device = {pid for pid, name in names.items() if "device" in name.lower() or "gpu" in name.lower()} or set(names)
-    total, calls = collections.Counter(), collections.Counter()
-    for e in events:
-        if e.get("ph") == "X" and e["pid"] in device:
-            total[e["name"]] += e.get("dur", 0)
-            calls[e["name"]] += 1
-    return [[round(t / 1e3, 3), calls[k], k[:120]] for k, t in total.most_common(top)]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=2_000_000)
@@ -139,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             lay = jax.block_until_ready(shower.layout(key, model, n))
             ev, _ = jax.block_until_ready(shower.realize(lay, model))
             jax.block_until_ready(thrust_all(b, ev.momenta, ev.mask))
-        result["trace_top"] = _trace_top(args.out / "trace")
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _harness import trace_top
+
+        result["trace_top"] = trace_top(args.out / "trace")
         print(json.dumps(result["trace_top"], indent=1), flush=True)
         save()
     if args.sweep:

@@ -467,14 +467,7 @@ def test_two_devices_give_the_values_and_gradients_of_one(params, tmp_path):
         """
     )
     n = 2 * me._api.chunk_size(me.get_process("g g > t t~")) + 2  # both devices run a chunk and a part chunk
-    rng = np.random.default_rng(7)
-    e = 400.0
-    cos, phi = rng.uniform(-1, 1, n), rng.uniform(0, 2 * np.pi, n)
-    pz = np.sqrt(e**2 - 173.0**2)
-    sin = np.sqrt(1 - cos**2)
-    top = np.stack([np.full(n, e), pz * sin * np.cos(phi), pz * sin * np.sin(phi), pz * cos], -1)
-    beams = np.broadcast_to(np.array([[e, 0, 0, e], [e, 0, 0, -e]]), (n, 2, 4))
-    p = np.concatenate([beams, top[:, None], (top * [1, -1, -1, -1])[:, None]], 1)
+    p = _on_shell_points("g g > t t~", np.random.default_rng(7), n)
     np.savez(tmp_path / "in.npz", p=p)
     results = {}
     for devices in (1, 2):

@@ -2,10 +2,12 @@
 # GPU benchmarks in one go, for a lent GPU machine (no install: its python3 has jax,
 # equinox, optax, typer, tqdm; pythia8mc is missing, so the shower's peer figures are
 # the CPU result's). Usage, from the repository root, with the PDF grid copied to .gpu/:
-#   bash benchmarks/gpu.sh OUTDIR [shower|me|mtop|profile ...]
+#   bash benchmarks/gpu.sh OUTDIR [shower|me|me-rows|mtop|profile ...]
 # SHOWER_N (default 2000000) sets the shower's event count, for a quick check elsewhere.
 # Time on an H100: shower ~160 s, me ~330 s (g g > t t~ g g value+grad compiles for 130 s),
-# mtop ~180 s, profile ~60 s: more than one 10-minute call, so name the parts.
+# mtop ~180 s, profile ~60 s: more than one 10-minute call, so name the parts. me-rows
+# (~100 s) is the ME's headline rows without the g g > t t~ g g value+grad compile, one
+# JSON line per row in OUTDIR/me-rows.jsonl.
 set -uo pipefail
 out=${1:?output folder}; shift
 parts=${*:-shower me mtop profile}
@@ -21,6 +23,13 @@ for part in $parts; do
               --no-single-thread --no-peer --peer-from benchmarks/results/shower-cpu.json \
               --repeats 3 --repeats-large 3 --out "$out" ;;
     me) timeout 330 python3 benchmarks/run.py me && cp benchmarks/results/me-gpu.json "$out/" ;;
+    me-rows)
+      for row in "g g > t t~|1e6|float64|0" "g g > t t~|1e6|float64|1" "g g > t t~|1e6|float32|0" \
+                 "g g > t t~ g g|1e5|float64|0" "g g > t t~ g g|1e5|float32|0" \
+                 "g g > t t~, t > b u d~, t~ > b~ d u~|1e6|float64|0" "g g > t t~, t > b u d~, t~ > b~ d u~|1e5|float64|1"; do
+        IFS='|' read -r proc rows_n dtype grad <<< "$row"
+        timeout 120 python3 benchmarks/bench_me.py --one "$proc" "$rows_n" "$dtype" "$grad" | tee -a "$out/me-rows.jsonl"
+      done ;;
     mtop) timeout 180 python3 benchmarks/bench_mtop.py --pdf .gpu/NNPDF31_lo_as_0118_0000.dat --out "$out" ;;
     # Phase times and the busiest kernels of one shower + thrust (the trace stays here:
     # its folders are too deep to come back).

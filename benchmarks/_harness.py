@@ -9,6 +9,7 @@ machines are never compared unknowingly.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib.metadata
 import json
@@ -45,6 +46,38 @@ def time_jax(fn: Callable[..., Any], *args: Any, repeats: int = 5) -> dict[str, 
         "runs_s": runs,
         "output": out,
     }
+
+
+@contextlib.contextmanager
+def work_sizes_changed(**changes: int):
+    """Inside the block, the default backend's `diffhep._devices.WorkSizes` with
+    `changes` applied (a tuning diagnostic: the sizes are module constants, read at
+    trace time). Caches are cleared on entry and exit so that jitted code is traced
+    again with the sizes in force."""
+    from diffhep import _devices
+
+    name = "_CPU_SIZES" if jax.default_backend() == "cpu" else "_ACCELERATOR_SIZES"
+    base = getattr(_devices, name)
+    setattr(_devices, name, base._replace(**changes))
+    jax.clear_caches()
+    try:
+        yield getattr(_devices, name)
+    finally:
+        setattr(_devices, name, base)
+        jax.clear_caches()
+
+
+def parse_sizes(text: str) -> dict[str, int]:
+    """`"me_lanes=2**26,me_max_chunk=1048576"` -> `{"me_lanes": 67108864, ...}`;
+    `"default"` -> `{}`."""
+    if text == "default":
+        return {}
+    out = {}
+    for item in text.split(","):
+        field, _, value = item.partition("=")
+        base, _, exp = value.partition("**")
+        out[field.strip()] = int(base) ** int(exp) if exp else int(value)
+    return out
 
 
 # Trace entries that are not kernels: Python frames, the executable, the thunk executor

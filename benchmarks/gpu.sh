@@ -2,12 +2,13 @@
 # GPU benchmarks in one go, for a lent GPU machine (no install: its python3 has jax,
 # equinox, optax, typer, tqdm; pythia8mc is missing, so the shower's peer figures are
 # the CPU result's). Usage, from the repository root, with the PDF grid copied to .gpu/:
-#   bash benchmarks/gpu.sh OUTDIR [shower|me|me-rows|mtop|profile ...]
+#   bash benchmarks/gpu.sh OUTDIR [shower|me|me-rows|mtop|profile|tune ...]
 # SHOWER_N (default 2000000) sets the shower's event count, for a quick check elsewhere.
 # Time on an H100: shower ~160 s, me ~330 s (g g > t t~ g g value+grad compiles for 130 s),
 # mtop ~180 s, profile ~60 s: more than one 10-minute call, so name the parts. me-rows
 # (~100 s) is the ME's headline rows without the g g > t t~ g g value+grad compile, one
-# JSON line per row in OUTDIR/me-rows.jsonl.
+# JSON line per row in OUTDIR/me-rows.jsonl. tune (~300 s) times the ME at other events per
+# step (OUTDIR/me-sizes.jsonl) and the shower phases with XLA's command buffers on loops.
 set -uo pipefail
 out=${1:?output folder}; shift
 parts=${*:-shower me mtop profile}
@@ -30,6 +31,19 @@ for part in $parts; do
         IFS='|' read -r proc rows_n dtype grad <<< "$row"
         timeout 120 python3 benchmarks/bench_me.py --one "$proc" "$rows_n" "$dtype" "$grad" | tee -a "$out/me-rows.jsonl"
       done ;;
+    tune)
+      sizes="default me_lanes=2**24,me_max_chunk=2**18 me_lanes=2**26,me_max_chunk=2**20"
+      me() { timeout "$1" python3 benchmarks/profile_me.py "${@:2}" --repeats 3 --json "$out/me-sizes.jsonl"; }
+      me 60 "g g > t t~" 1000000 --sizes $sizes
+      me 150 "g g > t t~ g g" 100000 --sizes me_lanes=2**26 me_lanes=2**28
+      me 90 "g g > t t~" 1000000 --grad --sizes $sizes
+      me 60 "g g > t t~, t > b u d~, t~ > b~ d u~" 1000000 --sizes default me_lanes=2**26,me_max_chunk=2**20
+      me 60 "g g > t t~, t > b u d~, t~ > b~ d u~" 100000 --grad --sizes default me_lanes=2**26,me_max_chunk=2**20
+      for flags in "" "--xla_gpu_enable_command_buffer=+WHILE,+CONDITIONAL"; do
+        XLA_FLAGS="$flags" timeout 70 python3 benchmarks/profile_shower.py --events "$n" --repeats 3 --out "/tmp/ps$RANDOM" \
+          | sed "s|^|[$flags] |"
+      done
+      me 200 "g g > t t~ g g" 10000 --grad --sizes me_lanes=2**28 ;;
     mtop) timeout 180 python3 benchmarks/bench_mtop.py --pdf .gpu/NNPDF31_lo_as_0118_0000.dat --out "$out" ;;
     # Phase times and the busiest kernels of one shower + thrust (the trace stays here:
     # its folders are too deep to come back).

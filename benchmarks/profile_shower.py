@@ -129,22 +129,22 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result["trace_top"], indent=1), flush=True)
         save()
     if args.sweep:
-        base = _devices._ACCELERATOR_SIZES
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _harness import work_sizes_changed
+
         for field, value, which in [
-            ("realize_chunk", 2**18, {"realize"}),
+            ("realize_chunk", 2**19, {"realize"}),
             ("realize_chunk", 2**21, {"realize"}),
             ("observable_scale", 512, {"thrust"}),
             ("cascade_lanes", 2**19, {"structures"}),
             ("steps_batch", 2**18, {"steps"}),
         ]:
-            _devices._ACCELERATOR_SIZES = base._replace(**{field: value})
-            jax.clear_caches()
             try:
-                phases(f"{field}={value}", which)
+                with work_sizes_changed(**{field: value}):
+                    phases(f"{field}={value}", which)
             except Exception as exc:  # e.g. out of memory: record, go on
                 result["sweep"].append({"setting": f"{field}={value}", "error": str(exc)[:500]})
                 print(field, value, "failed:", str(exc)[:300], flush=True)
-            _devices._ACCELERATOR_SIZES = base
     return 0
 
 

@@ -91,6 +91,8 @@ class WorkSizes(NamedTuple):
 # Matrix elements on one CPU core (helicity recycling by broadcasting): 2¹⁴ lanes per
 # step, g g > t t~ 3.9e5/s (2¹³: 3.7e5, 2¹⁵: 3.7e5); g g > t t~ g g at 16 events per step
 # 1.35e3/s (8: 1.09e3, 32: 1.27e3); before, 2¹⁹ lanes gave 1.0e5 and 350.
+# On an H100, 2²² lanes is the fastest of 2²², 2²⁴, 2²⁶ for g g > t t~ and the decay chain
+# (`me._api.chunk_size` has the numbers and the exception, g g > t t~ g g).
 _CPU_SIZES = WorkSizes(
     cascade_lanes=1024,
     steps_batch=1024,

@@ -824,3 +824,22 @@ def test_float32_gg_ttxgg(params):
     out = me.matrix_element("g g > t t~ g g", momenta.astype(np.float32), params)
     assert out.dtype == jnp.float32
     np.testing.assert_allclose(np.asarray(out), reference, rtol=1e-3)
+
+
+def test_chunk_argument(params):
+    # Events per sequential step change the schedule, not the arithmetic: values and
+    # gradients equal the default's to round-off, with a last, partly padded step.
+    momenta = jnp.asarray(_on_shell_points("g g > t t~", np.random.default_rng(11), 21))
+    f = lambda p, chunk: jnp.sum(me.matrix_element("g g > t t~", p, params, chunk=chunk))  # noqa: E731
+    default = me.matrix_element("g g > t t~", momenta, params)
+    for chunk in (1, 8, 21, 64):
+        out = me.matrix_element("g g > t t~", momenta, params, chunk=chunk)
+        np.testing.assert_allclose(np.asarray(out), np.asarray(default), rtol=1e-14, atol=0)
+    np.testing.assert_allclose(
+        np.asarray(jax.grad(f)(momenta, 8)), np.asarray(jax.grad(f)(momenta, None)), rtol=1e-12, atol=1e-30
+    )
+    # (Non-integers are caught by the annotation under the test suite's beartype and by
+    # the same ValueError without it.)
+    for bad in (0, -3, True):
+        with pytest.raises(ValueError, match=f"chunk must be a positive integer.*got {bad!r}"):
+            me.matrix_element("g g > t t~", momenta, params, chunk=bad)

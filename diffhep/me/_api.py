@@ -1,6 +1,7 @@
 """Public entry points: `matrix_element` and `processes`."""
 
 import functools
+import numbers
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +49,13 @@ def chunk_size(process: Process) -> int:
     `me_lanes` (`_devices.work_sizes`), and at least `me_min_events` events, which run
     along the vector units. A CPU wants a step that stays in cache: 2¹⁴ lanes
     (`g g > t t~`: 170 events per step; `g g > t t~ g g`: the minimum, 16).
+
+    On a GPU (H100, 2026-11-26) the default is fastest for `g g > t t~` (43 690 events
+    per step: 1.37e8/s; 174 762: 5.2e7/s; 699 050: 3.1e7/s) and the decay chain, but
+    `g g > t t~ g g` (100 events per step: 3.1e5/s) ran 2.35x faster at 1 608 (7.3e5/s),
+    and compiled in 100 s instead of 33 s, so that it pays only from about 4e7 events
+    per compilation; `matrix_element(..., chunk=...)` chooses it
+    (`benchmarks/results/me-sizes-gpu.jsonl`).
     """
     sizes = work_sizes()
     lanes = len(process.helicities()) * len(process.calls)
@@ -59,12 +67,13 @@ def _events_last(process: Process, p: Array, params: SMParameters) -> Array:
     return matrix_element_kernel(process, jnp.moveaxis(p, 0, -1), params)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _batched(process: Process, momenta: Array, params: SMParameters) -> Array:
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _batched(process: Process, momenta: Array, params: SMParameters, chunk: int | None = None) -> Array:
     flat = momenta.reshape((-1,) + momenta.shape[-2:])
     n = flat.shape[0]
-    kernel = functools.partial(_chunked, process)
-    if n // n_shards(n) >= chunk_size(process):
+    chunk = chunk_size(process) if chunk is None else chunk
+    kernel = functools.partial(_chunked, process, chunk)
+    if n // n_shards(n) >= chunk:
         # Events split over the backend's devices (several CPU devices or GPUs), each
         # running the chunked kernel on its share, when every device gets at least a
         # chunk; one device, an indivisible or a small batch (e.g. per point inside a
@@ -74,9 +83,8 @@ def _batched(process: Process, momenta: Array, params: SMParameters) -> Array:
     return kernel(flat, params).reshape(momenta.shape[:-2])
 
 
-def _chunked(process: Process, flat: Array, params: SMParameters) -> Array:
-    """|M|² of `(k, n, 4)` events, in sequential chunks of `chunk_size(process)`."""
-    chunk = chunk_size(process)
+def _chunked(process: Process, chunk: int, flat: Array, params: SMParameters) -> Array:
+    """|M|² of `(k, n, 4)` events, in sequential chunks of `chunk` events."""
     if flat.shape[0] <= chunk:
         return _events_last(process, flat, params)
     # Chunks of events in sequence; `checkpoint` makes the backward pass
@@ -91,7 +99,7 @@ def _chunked(process: Process, flat: Array, params: SMParameters) -> Array:
 
 
 def matrix_element(
-    process: str, momenta: ArrayLike, params: SMParameters | None = None
+    process: str, momenta: ArrayLike, params: SMParameters | None = None, *, chunk: int | None = None
 ) -> Float[Array, "*batch"]:
     """Tree-level |M|² of a Standard Model process, as MadGraph computes it.
 
@@ -106,6 +114,11 @@ def matrix_element(
       as given: HELAS evaluates massive spinors even on off-shell momenta.
     - `params`: `SMParameters`; default the MG5 ``sm`` card
       (`SMParameters.from_param_card()`, α_s = 0.118 fixed).
+    - `chunk`: events evaluated together per sequential step (the rest of a batch
+      waits). Default: the backend's choice for the process (on a CPU, steps that stay
+      in cache: 170 events for `g g > t t~`, 16 for `g g > t t~ g g`; on a GPU 43 690
+      and 100). Larger steps keep more intermediates in memory and may compile longer;
+      the values do not change.
 
     **Returns:** `(...)` |M|², summed over final-state and averaged over
     initial-state helicities and colours (and divided by the identical-particle
@@ -113,9 +126,12 @@ def matrix_element(
     field of `params`; works under `jit` and `vmap`. float32 momenta give a
     complex64 computation.
 
-    Raises `ValueError` for an unknown process or momenta of the wrong shape.
+    Raises `ValueError` for an unknown process, momenta of the wrong shape or a
+    `chunk` that is not a positive integer.
     """
     proc = get_process(process)
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, numbers.Integral) or chunk < 1):
+        raise ValueError(f"chunk must be a positive integer (events per step) or None, got {chunk!r}")
     momenta = jnp.asarray(momenta)
     n = proc.n_external
     if momenta.ndim < 2 or momenta.shape[-2:] != (n, 4):
@@ -129,4 +145,4 @@ def matrix_element(
         params = SMParameters.from_param_card()
     # One precision throughout: the parameters follow the momenta (float32 -> complex64).
     params = jax.tree.map(lambda x: jnp.asarray(x, dtype=momenta.dtype), params)
-    return _batched(proc, momenta, params)
+    return _batched(proc, momenta, params, None if chunk is None else int(chunk))

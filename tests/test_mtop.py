@@ -59,23 +59,21 @@ def test_combridge_matches_helas_on_shell():
         np.testing.assert_allclose(got, ref, rtol=1e-12)
 
 
-def test_pseudo_data(small):
-    """Shapes; jets massless with E ≥ 1 GeV and the parton directions; true W and top
-    masses peak at M_W and the truth m_t (median within 2 GeV of 16·2 tops: the BW
-    median is exact, 2 GeV allows the finite sample)."""
-    cfg, _, data = small
+def _mass(p):
+    return np.sqrt(np.maximum(p[..., 0] ** 2 - np.sum(p[..., 1:] ** 2, axis=-1), 0.0))
+
+
+def _check_jets(data: M.PseudoData, mt: float, mw: float, tol_gev: float) -> None:
+    """Jets massless with E ≥ 1 GeV and along the true partons' directions (b jets
+    first); true W and top masses with medians within `tol_gev` of M_W and m_t."""
     jets, truth = data.jets, data.truth
-    assert jets.shape == truth.shape == (16, 6, 4)
+    assert jets.shape == truth.shape
     m2 = jets[..., 0] ** 2 - np.sum(jets[..., 1:] ** 2, axis=-1)
     np.testing.assert_allclose(m2 / jets[..., 0] ** 2, 0.0, atol=1e-12)
     assert np.all(jets[..., 0] > M.E_OBS_MIN)
-
-    def mass(p):
-        return np.sqrt(np.maximum(p[..., 0] ** 2 - np.sum(p[..., 1:] ** 2, axis=-1), 0.0))
-
-    tops = np.concatenate([mass(truth[:, 0] + truth[:, 1] + truth[:, 2]), mass(truth[:, 3] + truth[:, 4] + truth[:, 5])])
-    ws = np.concatenate([mass(truth[:, 1] + truth[:, 2]), mass(truth[:, 4] + truth[:, 5])])
-    assert abs(np.median(tops) - 172.5) < 2.0 and abs(np.median(ws) - cfg.mw) < 2.0
+    tops = np.concatenate([_mass(truth[:, 0] + truth[:, 1] + truth[:, 2]), _mass(truth[:, 3] + truth[:, 4] + truth[:, 5])])
+    ws = np.concatenate([_mass(truth[:, 1] + truth[:, 2]), _mass(truth[:, 4] + truth[:, 5])])
+    assert abs(np.median(tops) - mt) < tol_gev and abs(np.median(ws) - mw) < tol_gev
     # Each true parton has a jet along its direction (b jets first).
     dirs_j = jets[..., 1:] / jets[..., :1]
     dirs_t = truth[..., 1:] / np.linalg.norm(truth[..., 1:], axis=-1, keepdims=True)
@@ -83,7 +81,54 @@ def test_pseudo_data(small):
         cos = dirs_j[ev] @ dirs_t[ev].T
         assert np.allclose(np.sort(cos.max(axis=1)), 1.0, atol=1e-12)
         assert np.allclose(cos[:2][:, [0, 3]].max(axis=1), 1.0, atol=1e-12)
+
+
+def test_pseudo_data(small):
+    """Shapes and jets (`_check_jets`: medians within 2 GeV of 16·2 tops; the BW median
+    is exact, 2 GeV allows the finite sample)."""
+    cfg, _, data = small
+    assert data.jets.shape == (16, 6, 4) and data.source == "model"
+    _check_jets(data, 172.5, cfg.mw, 2.0)
     assert 0 < data.efficiency < 1 and data.overflow_fraction < 1e-3
+
+
+def test_kick_is_a_transverse_boost():
+    """The toy-ISR kick of a system at rest in the transverse plane gives it p_T = k and
+    keeps its P_z and invariant mass (1e-12 relative) and every parton massless."""
+    from diffhep.phasespace import rambo
+
+    p = np.asarray(rambo(jax.random.uniform(jax.random.key(0), (24,)), 400.0, np.zeros(6))[0])
+    boost = np.array([1.0, 0.0, 0.0, 0.6]) / math.sqrt(1 - 0.36)  # a longitudinal boost first
+    e, pz = boost[0] * p[:, 0] + boost[3] * p[:, 3], boost[3] * p[:, 0] + boost[0] * p[:, 3]
+    p = np.stack([e, p[:, 1], p[:, 2], pz], axis=-1)
+    k = np.array([30.0, -12.0])
+    out = np.asarray(M._kick(jnp.asarray(p), jnp.asarray(k)))
+    total, before = out.sum(0), p.sum(0)
+    np.testing.assert_allclose(total[1:3], k, rtol=1e-12)
+    np.testing.assert_allclose(total[3], before[3], rtol=1e-12)
+    np.testing.assert_allclose(_mass(total), _mass(before), rtol=1e-12)
+    np.testing.assert_allclose(_mass(out) / out[:, 0], 0.0, atol=1e-7)
+
+
+def test_pythia_pseudo_data():
+    """Pythia 8 t t̄ events (`--pythia`): six massless partons in the model order
+    (b, u, d̄, b̄, d, ū) that balance in p_T before the kick (1e-9 of the energy), with
+    top and W medians within 1 GeV of the settings over 300 tops; reproducible for a
+    seed. Then the model's detector: `_check_jets`."""
+    pytest.importorskip("pythia8mc")
+    from diffhep.fit._pythia import pythia_ttbar_partons
+
+    p = pythia_ttbar_partons(150, 172.5, seed=5)
+    assert p.shape == (150, 6, 4)
+    np.testing.assert_allclose(_mass(p) / p[..., 0], 0.0, atol=1e-6)  # √ of round-off
+    np.testing.assert_allclose(p.sum(1)[:, 1:3] / p[..., 0].sum(1, keepdims=True), 0.0, atol=1e-9)
+    assert abs(np.median(_mass(p[:, 0] + p[:, 1] + p[:, 2])) - 172.5) < 1.0
+    assert abs(np.median(_mass(p[:, 3] + p[:, 4] + p[:, 5])) - 172.5) < 1.0
+    assert abs(np.median(_mass(p[:, 1] + p[:, 2])) - 80.419) < 1.0
+    np.testing.assert_array_equal(pythia_ttbar_partons(3, 172.5, seed=5), p[:3])
+    data = M.pythia_pseudo_data(jax.random.key(4), 172.5, 40)
+    assert data.jets.shape == (40, 6, 4) and data.source == "pythia8" and data.efficiency is None
+    _check_jets(data, 172.5, M.MtopConfig().mw, 3.0)
 
 
 def test_likelihood_derivative_matches_finite_difference(small):
@@ -121,6 +166,19 @@ def test_tiny_fit_end_to_end(tmp_path):
     assert abs(0.5 * (r["scan_err_lo"] + r["scan_err_hi"]) / r["mt_err_curvature"] - 1) < 0.4
     for name in ("scan.png", "mbjj.png", "trajectory.png"):
         assert (out / name).stat().st_size > 1000
+
+
+def test_tiny_pythia_fit_end_to_end(tmp_path):
+    """`diffhep fit-mtop --pythia` on 16 Pythia events: runs and records its source and
+    the Pythia settings (the bias against Pythia is measured at full size, README)."""
+    pytest.importorskip("pythia8mc")
+    out = tmp_path / "mt"
+    with pytest.raises(SystemExit) as exc:
+        main(["fit-mtop", "--pythia", "--events", "16", "--n-int", "16", "--out", str(out), "--quiet", "--no-scan"])
+    assert exc.value.code == 0
+    r = json.loads((out / "result.json").read_text())
+    assert r["pseudo_data"] == "pythia8" and "6:m0 = 172.5" in r["pythia_settings"] and "Top:gg2ttbar = on" in r["pythia_settings"]
+    assert r["n_events"] == 16 and math.isfinite(r["mt"]) and r["mt_err"] > 0
 
 
 @pytest.mark.parametrize(

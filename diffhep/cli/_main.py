@@ -208,6 +208,9 @@ def fit_mtop_cmd(
     max_steps: int = typer.Option(15, "--max-steps", help="Optimiser steps at most."),
     scan: bool = typer.Option(True, "--scan/--no-scan", help="Likelihood scan around the minimum."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    pythia: bool = typer.Option(
+        False, "--pythia", help="Pseudo-data from Pythia 8 (parton level, gg -> ttbar) instead of the model."
+    ),
 ) -> None:
     """Fit the top mass to t tbar -> 6-jet pseudo-data with a matrix-element-method likelihood."""
     use_float64()  # always: the likelihood integrates narrow Breit-Wigners
@@ -215,7 +218,7 @@ def fit_mtop_cmd(
 
     payload = run_fit_mtop(
         out=out, truth_mt=truth_mt, events=events, seed=seed, n_int=n_int, production=production,
-        start=start, max_steps=max_steps, scan=scan, progress=not quiet,
+        start=start, max_steps=max_steps, scan=scan, progress=not quiet, pythia=pythia,
     )
     typer.echo(summary(payload))
     typer.echo(f"wrote {out / 'result.json'} and plots")

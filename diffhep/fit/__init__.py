@@ -25,6 +25,7 @@ from ._mtop import (
     fit_mtop as fit_mtop,
     generate_pseudo_data as generate_pseudo_data,
     model_sigma as model_sigma,
+    pythia_pseudo_data as pythia_pseudo_data,
     reconstruct_mbjj as reconstruct_mbjj,
     run_fit_mtop as run_fit_mtop,
 )

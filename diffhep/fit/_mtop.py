@@ -233,14 +233,16 @@ def model_sigma(u: jax.Array, mt, cfg: MtopConfig, ctx) -> tuple[jax.Array, jax.
 class PseudoData:
     """Observed jets `(n, 6, 4)` (lab frame, GeV; two b-tagged jets first, then four
     light jets, each group in random order), the true partons `(n, 6, 4)` in the
-    model order (b, u, d̄, b̄, d, ū), and unweighting statistics."""
+    model order (b, u, d̄, b̄, d, ū), and unweighting statistics (`None` for Pythia's
+    events, which Pythia unweights itself). `source`: "model" or "pythia8"."""
 
     jets: np.ndarray
     truth: np.ndarray
     mt: float
     n_points: int
-    efficiency: float
-    overflow_fraction: float
+    efficiency: float | None
+    overflow_fraction: float | None
+    source: str = "model"
 
 
 def _sigma_e(e, cfg: MtopConfig):
@@ -256,9 +258,17 @@ def _to_lab(p6, x1, x2, k, cfg: MtopConfig):
     e0 = 0.5 * (x1 + x2) * cfg.sqrt_s
     pz = 0.5 * (x1 - x2) * cfg.sqrt_s
     zero = jnp.zeros_like(rs)
-    long = from_rest_frame(p6, jnp.stack([e0, zero, zero, pz]), rs)
-    frame = jnp.stack([jnp.sqrt(e0 * e0 + k[0] ** 2 + k[1] ** 2), k[0], k[1], zero])
-    return from_rest_frame(long, frame, e0)
+    return _kick(from_rest_frame(p6, jnp.stack([e0, zero, zero, pz]), rs), k)
+
+
+def _kick(p6, k):
+    """The toy-ISR kick of a final state `p6` `(6, 4)` with no transverse momentum: the
+    pure transverse boost taking its total (E₀, 0, 0, P_z) to (√(E₀² + k²), k_x, k_y, P_z)."""
+    from ..phasespace._common import from_rest_frame
+
+    e0 = jnp.sum(p6[:, 0])
+    frame = jnp.stack([jnp.sqrt(e0 * e0 + k[0] ** 2 + k[1] ** 2), k[0], k[1], jnp.zeros_like(e0)])
+    return from_rest_frame(p6, frame, e0)
 
 
 _GENERATORS: dict = {}
@@ -310,12 +320,20 @@ def generate_pseudo_data(
     p6 = np.concatenate(kept_p)
     x1 = np.concatenate(kept_x1)
     x2 = np.concatenate(kept_x2)
-    # Detector: kick, smear, shuffle; events with a jet below E_OBS_MIN are replaced by
-    # the next ones (the kept pool is a little larger than needed).
-    k_kick, k_smear, k_b, k_l = jax.random.split(jax.random.fold_in(key, 0x5EED), 4)
+    return _detector(p6, x1, x2, jax.random.fold_in(key, 0x5EED), n_events, cfg, mt, n_points, n_kept / n_points, n_over / n_points)
+
+
+def _detector(p6, x1, x2, key, n_events, cfg, mt, n_points, efficiency, overflow, source="model") -> PseudoData:
+    """Lab frame (`_to_lab`; `x1 = x2 = None` for partons already there), toy-ISR kick,
+    smearing and shuffling of `p6` `(m ≥ n_events, 6, 4)`: the first `n_events` events
+    with every jet above `E_OBS_MIN` (the pool is a little larger than needed)."""
+    k_kick, k_smear, k_b, k_l = jax.random.split(key, 4)
     n = p6.shape[0]
     kick = cfg.sigma_kick * np.asarray(jax.random.normal(k_kick, (n, 2), dtype=jnp.float64))
-    lab = np.asarray(jax.vmap(lambda p, a, b, k: _to_lab(p, a, b, k, cfg))(p6, x1, x2, kick))
+    if x1 is None:
+        lab = np.asarray(jax.vmap(_kick)(jnp.asarray(p6), kick))
+    else:
+        lab = np.asarray(jax.vmap(lambda p, a, b, k: _to_lab(p, a, b, k, cfg))(p6, x1, x2, kick))
     e = lab[..., 0]
     eps = np.asarray(jax.random.normal(k_smear, e.shape, dtype=jnp.float64))
     e_obs = e + np.asarray(_sigma_e(e, cfg)) * eps
@@ -332,8 +350,26 @@ def generate_pseudo_data(
     order = np.concatenate([b_order, l_order], axis=-1)
     jets = np.take_along_axis(jets, order[..., None], axis=1)
     return PseudoData(
-        jets=jets, truth=lab, mt=mt, n_points=n_points, efficiency=n_kept / n_points, overflow_fraction=n_over / n_points
+        jets=jets, truth=lab, mt=mt, n_points=n_points, efficiency=efficiency, overflow_fraction=overflow, source=source
     )
+
+
+def pythia_pseudo_data(key: jax.Array, mt: float, n_events: int, cfg: MtopConfig = MtopConfig()) -> PseudoData:
+    """Pseudo-data from Pythia 8 instead of the model: p p → t t̄ → (b u d̄)(b̄ d ū) at
+    parton level with the model's settings where Pythia has them
+    (`diffhep.fit._pythia.ttbar_settings`: g g → t t̄ only, NNPDF3.1 LO, μ = `cfg.mu`,
+    the model's masses and widths, massless quarks), then the model's toy-ISR kick and
+    jet smearing. Needs pythia8mc. The seed of Pythia is drawn from `key`."""
+    from ._pythia import pythia_ttbar_partons
+
+    mt = check_mt("truth mt", mt)
+    if int(n_events) < 1:
+        raise ValueError(f"events = {n_events} must be >= 1")
+    seed = int(jax.random.randint(key, (), 0, 2**30))
+    # A 1 % margin for the jet-energy threshold (about 1e-4 of events fail it).
+    pool = int(n_events) + max(8, int(n_events) // 100)
+    p6 = pythia_ttbar_partons(pool, mt, seed, sqrt_s=cfg.sqrt_s, mu=cfg.mu, wt=cfg.wt, mw=cfg.mw, ww=cfg.ww)
+    return _detector(p6, None, None, jax.random.fold_in(key, 0x5EED), int(n_events), cfg, mt, pool, None, None, "pythia8")
 
 
 # ----------------------------------------------------------------- likelihood
@@ -754,9 +790,11 @@ def run_fit_mtop(
     scan: bool = True,
     plots: bool = True,
     progress: bool = True,
+    pythia: bool = False,
 ) -> dict:
-    """Pseudo-data at `truth_mt`, the fit, `out/result.json` and the plots (see module
-    docs). Bad input raises `ValueError` naming the value and the allowed range."""
+    """Pseudo-data at `truth_mt` (from the model, or with `pythia` from Pythia 8:
+    `pythia_pseudo_data`), the fit, `out/result.json` and the plots (see module docs).
+    Bad input raises `ValueError` naming the value and the allowed range."""
     from ._alphas import write_json_atomic
 
     truth_mt = check_mt("--truth-mt", truth_mt)
@@ -771,7 +809,10 @@ def run_fit_mtop(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     key = jax.random.key(seed)
-    data = generate_pseudo_data(jax.random.fold_in(key, 1), truth_mt, int(events), cfg, ctx)
+    if pythia:
+        data = pythia_pseudo_data(jax.random.fold_in(key, 1), truth_mt, int(events), cfg)
+    else:
+        data = generate_pseudo_data(jax.random.fold_in(key, 1), truth_mt, int(events), cfg, ctx)
     result, arrays = fit_mtop(
         data.jets, cfg=cfg, ctx=ctx, seed=seed, start=start, max_steps=max_steps, scan=scan, truth_mt=truth_mt, progress=progress
     )
@@ -783,7 +824,14 @@ def run_fit_mtop(
         unweighting_overflow=data.overflow_fraction,
         config=asdict(cfg),
         model=f"g g > t t~ ({production}) x BW tops/Ws x spin-averaged t->bqq' decays; Gaussian jet energies; toy-ISR kick",
+        pseudo_data=data.source,
     )
+    if pythia:
+        from ._pythia import ttbar_settings
+
+        result.extra["pythia_settings"] = list(
+            ttbar_settings(truth_mt, sqrt_s=cfg.sqrt_s, mu=cfg.mu, wt=cfg.wt, mw=cfg.mw, ww=cfg.ww)
+        )
     if plots:
         model = generate_pseudo_data(jax.random.fold_in(key, 2), result.mt, 4 * int(events), cfg, ctx)
         from ._mtop_plots import plot_mtop

@@ -1,4 +1,5 @@
-"""Pythia 8 parton-level e+e- → Z → q q̄ events as pseudo-data (pythia8mc, lazily)."""
+"""Pythia 8 parton-level events as pseudo-data (pythia8mc, imported lazily): e+e- → Z →
+q q̄ for the α_s fit, and p p → t t̄ → 6 partons for the top-mass fit."""
 
 from __future__ import annotations
 
@@ -21,13 +22,7 @@ def pythia_partons(n_events: int, seed: int, sqrt_s: float = 91.1876, capacity: 
     """`n_events` Pythia 8 parton-level events as padded `(n, capacity, 4)` momenta and
     a mask (final-state partons and photons: everything final before hadronisation).
     Raises `ValueError` if an event has more than `capacity` particles."""
-    import pythia8mc
-
-    py = pythia8mc.Pythia("", False)
-    for s in (*PYTHIA_PARTON_LEVEL, f"Beams:eCM = {sqrt_s}", "Random:setSeed = on", f"Random:seed = {int(seed) % 900_000_000 + 1}"):
-        py.readString(s)
-    if not py.init():
-        raise RuntimeError("Pythia failed to initialise")
+    py = _seeded((*PYTHIA_PARTON_LEVEL, f"Beams:eCM = {sqrt_s}"), seed)
     p = np.zeros((n_events, capacity, 4))
     mask = np.zeros((n_events, capacity), bool)
     i = 0
@@ -41,3 +36,72 @@ def pythia_partons(n_events: int, seed: int, sqrt_s: float = 91.1876, capacity: 
         mask[i, : len(rows)] = True
         i += 1
     return p, mask
+
+
+def _seeded(settings, seed: int):
+    """An initialised quiet `pythia8mc.Pythia` with `settings` and a reproducible seed."""
+    try:
+        import pythia8mc
+    except ImportError as err:  # pragma: no cover - a core-only install
+        raise ImportError("Pythia pseudo-data needs pythia8mc: pip install pythia8mc==8.317.2") from err
+
+    py = pythia8mc.Pythia("", False)
+    for s in (*settings, "Next:numberCount = 0", "Print:quiet = on", "Random:setSeed = on", f"Random:seed = {int(seed) % 900_000_000 + 1}"):
+        if not py.readString(s):
+            raise RuntimeError(f"Pythia rejected the setting {s!r}")
+    if not py.init():
+        raise RuntimeError("Pythia failed to initialise")
+    return py
+
+
+def ttbar_settings(mt: float, *, sqrt_s: float = 13000.0, mu: float = 173.0, wt: float = 1.4915, mw: float = 80.419, ww: float = 2.0476) -> tuple[str, ...]:
+    """Pythia 8 settings for p p → t t̄ → (b u d̄)(b̄ d ū) at parton level, aligned with
+    the top-mass model (`diffhep.fit._mtop`): g g → t t̄ only, NNPDF3.1 LO
+    (`PDF:pSet = 18`, the grid the model reads), fixed μ_F = μ_R = `mu`, the model's
+    top and W masses and widths, massless b, u and d quarks, t → b W⁺ and W⁺ → u d̄
+    only, no showers, no hadronisation. What stays Pythia's own: its Breit–Wigner
+    shapes (mass-dependent widths), its α_s, and the angular weights of its top decays
+    (`SigmaProcess::weightDecay`), where the model is spin-averaged."""
+    return (
+        f"Beams:eCM = {sqrt_s}",
+        "Top:gg2ttbar = on",
+        "PDF:pSet = 18",
+        "PartonLevel:all = off",
+        "HadronLevel:all = off",
+        "SigmaProcess:renormScale2 = 4",
+        "SigmaProcess:factorScale2 = 4",
+        f"SigmaProcess:renormFixScale = {mu * mu}",
+        f"SigmaProcess:factorFixScale = {mu * mu}",
+        f"6:m0 = {mt}",
+        f"6:mWidth = {wt}",
+        f"24:m0 = {mw}",
+        f"24:mWidth = {ww}",
+        "1:m0 = 0",
+        "2:m0 = 0",
+        "5:m0 = 0",
+        "6:onMode = off",
+        "6:onIfMatch = 5 24",
+        "24:onMode = off",
+        "24:onIfMatch = 1 2",
+    )
+
+
+#: Model order of the six partons: b, u, d̄ (from t), b̄, d, ū (from t̄).
+_TTBAR_ORDER = (5, 2, -1, -5, 1, -2)
+
+
+def pythia_ttbar_partons(n_events: int, mt: float, seed: int, **kwargs) -> np.ndarray:
+    """`(n_events, 6, 4)` lab-frame momenta (GeV) of Pythia 8 t t̄ events at top mass
+    `mt` (`ttbar_settings`, which `kwargs` go to), in the order b, u, d̄, b̄, d, ū."""
+    py = _seeded(ttbar_settings(mt, **kwargs), seed)
+    out = np.empty((n_events, 6, 4))
+    i = 0
+    while i < n_events:
+        if not py.next():
+            continue
+        final = {q.id(): (q.e(), q.px(), q.py(), q.pz()) for q in py.process if q.isFinal()}
+        if sorted(final) != sorted(_TTBAR_ORDER):  # pragma: no cover - the decay modes allow nothing else
+            raise RuntimeError(f"unexpected Pythia t t-bar final state {sorted(final)}")
+        out[i] = [final[pid] for pid in _TTBAR_ORDER]
+        i += 1
+    return out

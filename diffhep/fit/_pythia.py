@@ -57,8 +57,9 @@ def _seeded(settings, seed: int):
 def ttbar_settings(mt: float, *, sqrt_s: float = 13000.0, mu: float = 173.0, wt: float = 1.4915, mw: float = 80.419, ww: float = 2.0476) -> tuple[str, ...]:
     """Pythia 8 settings for p p → t t̄ → (b u d̄)(b̄ d ū) at parton level, aligned with
     the top-mass model (`diffhep.fit._mtop`): g g → t t̄ only, NNPDF3.1 LO
-    (`PDF:pSet = 18`, the grid the model reads), fixed μ_F = μ_R = `mu`, the model's
-    top and W masses and widths, massless b, u and d quarks, t → b W⁺ and W⁺ → u d̄
+    (`PDF:pSet = 18`, the grid the model reads), fixed μ_F = μ_R = `mu` with one-loop
+    α_s(M_Z) = 0.118 (as `tests/test_xsec.py` aligns σ(pp → t t̄)), the model's top
+    and W masses and widths, massless b, u and d quarks, t → b W⁺ and W⁺ → u d̄
     only, no showers, no hadronisation. What stays Pythia's own: its Breit–Wigner
     shapes (mass-dependent widths), its α_s, and the angular weights of its top decays
     (`SigmaProcess::weightDecay`), where the model is spin-averaged."""
@@ -68,10 +69,13 @@ def ttbar_settings(mt: float, *, sqrt_s: float = 13000.0, mu: float = 173.0, wt:
         "PDF:pSet = 18",
         "PartonLevel:all = off",
         "HadronLevel:all = off",
-        "SigmaProcess:renormScale2 = 4",
-        "SigmaProcess:factorScale2 = 4",
+        "SigmaProcess:renormScale2 = 5",  # 5: the fixed scale below (4 would be ŝ)
+        "SigmaProcess:factorScale2 = 5",
         f"SigmaProcess:renormFixScale = {mu * mu}",
         f"SigmaProcess:factorFixScale = {mu * mu}",
+        "SigmaProcess:alphaSvalue = 0.118",  # one-loop, n_f = 5, as the model's α_s(μ)
+        "SigmaProcess:alphaSorder = 1",
+        "StandardModel:alphaSnfmax = 5",
         f"6:m0 = {mt}",
         f"6:mWidth = {wt}",
         f"24:m0 = {mw}",

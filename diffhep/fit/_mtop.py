@@ -53,6 +53,14 @@ W⁺); swapping the two jets of a W pair leaves the model unchanged and gives a 
 phase-space generator `ttbar_decay_chain`. Derivatives in m_t flow through the ME,
 the Breit–Wigners, the phase-space map and the transfer function.
 
+**Pythia pseudo-data** (`pythia_pseudo_data`, `--pythia`). Pythia 8 generates the six
+partons instead of the model, at the model's settings where Pythia has them
+(`diffhep.fit._pythia.ttbar_settings`: g g → t t̄ only, the same NNPDF3.1 LO grid,
+fixed μ = 173 GeV, the model's masses and widths, massless quarks, no showers); the
+kick and the jet smearing are the model's. What stays Pythia's own is its Breit–Wigner
+line shapes and its top-decay angular weights. The fit then measures how far the
+model's likelihood is from a generator we did not write (README: the bias found).
+
 **Optimiser.** Forward-over-forward mode gives −ln L, its gradient g and curvature h in
 one pass; `optax` takes the Newton step g/h (clipped to 3 GeV). It stops when the step
 is below 0.02 of the curvature uncertainty h^{−1/2}.

@@ -118,14 +118,14 @@ def test_pythia_pseudo_data():
     pytest.importorskip("pythia8mc")
     from diffhep.fit._pythia import pythia_ttbar_partons
 
-    p = pythia_ttbar_partons(150, 172.5, seed=5)
+    p = pythia_ttbar_partons(150, 172.5, 5, M.MtopConfig())
     assert p.shape == (150, 6, 4)
     np.testing.assert_allclose(_mass(p) / p[..., 0], 0.0, atol=1e-6)  # √ of round-off
     np.testing.assert_allclose(p.sum(1)[:, 1:3] / p[..., 0].sum(1, keepdims=True), 0.0, atol=1e-9)
     assert abs(np.median(_mass(p[:, 0] + p[:, 1] + p[:, 2])) - 172.5) < 1.0
     assert abs(np.median(_mass(p[:, 3] + p[:, 4] + p[:, 5])) - 172.5) < 1.0
     assert abs(np.median(_mass(p[:, 1] + p[:, 2])) - 80.419) < 1.0
-    np.testing.assert_array_equal(pythia_ttbar_partons(3, 172.5, seed=5), p[:3])
+    np.testing.assert_array_equal(pythia_ttbar_partons(3, 172.5, 5, M.MtopConfig()), p[:3])
     data = M.pythia_pseudo_data(jax.random.key(4), 172.5, 40)
     assert data.jets.shape == (40, 6, 4) and data.source == "pythia8" and data.efficiency is None
     _check_jets(data, 172.5, M.MtopConfig().mw, 3.0)

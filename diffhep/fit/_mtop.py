@@ -376,7 +376,7 @@ def pythia_pseudo_data(key: jax.Array, mt: float, n_events: int, cfg: MtopConfig
     seed = int(jax.random.randint(key, (), 0, 2**30))
     # A 1 % margin for the jet-energy threshold (about 1e-4 of events fail it).
     pool = int(n_events) + max(8, int(n_events) // 100)
-    p6 = pythia_ttbar_partons(pool, mt, seed, sqrt_s=cfg.sqrt_s, mu=cfg.mu, wt=cfg.wt, mw=cfg.mw, ww=cfg.ww)
+    p6 = pythia_ttbar_partons(pool, mt, seed, cfg)
     return _detector(p6, None, None, jax.random.fold_in(key, 0x5EED), int(n_events), cfg, mt, pool, None, None, "pythia8")
 
 
@@ -837,9 +837,7 @@ def run_fit_mtop(
     if pythia:
         from ._pythia import ttbar_settings
 
-        result.extra["pythia_settings"] = list(
-            ttbar_settings(truth_mt, sqrt_s=cfg.sqrt_s, mu=cfg.mu, wt=cfg.wt, mw=cfg.mw, ww=cfg.ww)
-        )
+        result.extra["pythia_settings"] = list(ttbar_settings(truth_mt, cfg))
     if plots:
         model = generate_pseudo_data(jax.random.fold_in(key, 2), result.mt, 4 * int(events), cfg, ctx)
         from ._mtop_plots import plot_mtop

@@ -54,15 +54,16 @@ def _seeded(settings, seed: int):
     return py
 
 
-def ttbar_settings(mt: float, *, sqrt_s: float = 13000.0, mu: float = 173.0, wt: float = 1.4915, mw: float = 80.419, ww: float = 2.0476) -> tuple[str, ...]:
+def ttbar_settings(mt: float, cfg) -> tuple[str, ...]:
     """Pythia 8 settings for p p → t t̄ → (b u d̄)(b̄ d ū) at parton level, aligned with
-    the top-mass model (`diffhep.fit._mtop`): g g → t t̄ only, NNPDF3.1 LO
-    (`PDF:pSet = 18`, the grid the model reads), fixed μ_F = μ_R = `mu` with one-loop
-    α_s(M_Z) = 0.118 (as `tests/test_xsec.py` aligns σ(pp → t t̄)), the model's top
-    and W masses and widths, massless b, u and d quarks, t → b W⁺ and W⁺ → u d̄
-    only, no showers, no hadronisation. What stays Pythia's own: its Breit–Wigner
-    shapes (mass-dependent widths), its α_s, and the angular weights of its top decays
+    the top-mass model's `cfg` (`diffhep.fit.MtopConfig`): g g → t t̄ only, NNPDF3.1 LO
+    (`PDF:pSet = 18`, the grid the model reads), fixed μ_F = μ_R = `cfg.mu` with
+    one-loop α_s(M_Z) = 0.118 (as `tests/test_xsec.py` aligns σ(pp → t t̄)), the
+    model's top and W masses and widths, massless b, u and d quarks, t → b W⁺ and
+    W⁺ → u d̄ only, no showers, no hadronisation. What stays Pythia's own: its
+    Breit–Wigner line shapes and the angular weights of its top decays
     (`SigmaProcess::weightDecay`), where the model is spin-averaged."""
+    sqrt_s, mu, wt, mw, ww = cfg.sqrt_s, cfg.mu, cfg.wt, cfg.mw, cfg.ww
     return (
         f"Beams:eCM = {sqrt_s}",
         "Top:gg2ttbar = on",
@@ -94,10 +95,10 @@ def ttbar_settings(mt: float, *, sqrt_s: float = 13000.0, mu: float = 173.0, wt:
 _TTBAR_ORDER = (5, 2, -1, -5, 1, -2)
 
 
-def pythia_ttbar_partons(n_events: int, mt: float, seed: int, **kwargs) -> np.ndarray:
+def pythia_ttbar_partons(n_events: int, mt: float, seed: int, cfg) -> np.ndarray:
     """`(n_events, 6, 4)` lab-frame momenta (GeV) of Pythia 8 t t̄ events at top mass
-    `mt` (`ttbar_settings`, which `kwargs` go to), in the order b, u, d̄, b̄, d, ū."""
-    py = _seeded(ttbar_settings(mt, **kwargs), seed)
+    `mt` (`ttbar_settings(mt, cfg)`), in the order b, u, d̄, b̄, d, ū."""
+    py = _seeded(ttbar_settings(mt, cfg), seed)
     out = np.empty((n_events, 6, 4))
     i = 0
     while i < n_events:

@@ -842,7 +842,8 @@ def run_fit_mtop(
         model = generate_pseudo_data(jax.random.fold_in(key, 2), result.mt, 4 * int(events), cfg, ctx)
         from ._mtop_plots import plot_mtop
 
-        plot_mtop(out, result, arrays, reconstruct_mbjj(data.jets, cfg.mw), reconstruct_mbjj(model.jets, cfg.mw))
+        label = "Pythia 8 pseudo-data" if pythia else "pseudo-data"
+        plot_mtop(out, result, arrays, reconstruct_mbjj(data.jets, cfg.mw), reconstruct_mbjj(model.jets, cfg.mw), label)
     payload = result.to_json()
     write_json_atomic(out / "result.json", payload)
     return payload

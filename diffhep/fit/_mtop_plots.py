@@ -11,7 +11,9 @@ from .._plotting import save as _save
 from .._plotting import scan_plot, trajectory_plot
 
 
-def plot_mtop(out_dir: Path, result, arrays: dict, mbjj_data: np.ndarray, mbjj_model: np.ndarray) -> list[Path]:
+def plot_mtop(
+    out_dir: Path, result, arrays: dict, mbjj_data: np.ndarray, mbjj_model: np.ndarray, data_label: str = "pseudo-data"
+) -> list[Path]:
     """The likelihood scan with the ±1σ points (`scan.png`), the reconstructed m_bjj of
     the data against the model at the fitted m_t (`mbjj.png`, model normalised to the
     data), and the optimiser trajectory (`trajectory.png`). Returns the written paths."""
@@ -35,7 +37,7 @@ def plot_mtop(out_dir: Path, result, arrays: dict, mbjj_data: np.ndarray, mbjj_m
     pred = model * scale
     err = np.sqrt(np.maximum(data, 1.0))
     ax.stairs(pred, edges, color="C0", linewidth=2, label=rf"model, $m_t$ = {result.mt:.2f} GeV")
-    ax.errorbar(centres, data, yerr=err, fmt="ko", markersize=4, label="pseudo-data")
+    ax.errorbar(centres, data, yerr=err, fmt="ko", markersize=4, label=data_label)
     ax.set_ylabel("tops / 5 GeV")
     ax.legend(fontsize=12)
     with np.errstate(divide="ignore", invalid="ignore"):

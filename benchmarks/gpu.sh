@@ -7,8 +7,10 @@
 # Time on an H100: shower ~160 s, me ~330 s (g g > t t~ g g value+grad compiles for 130 s),
 # mtop ~180 s, profile ~60 s: more than one 10-minute call, so name the parts. me-rows
 # (~100 s) is the ME's headline rows without the g g > t t~ g g value+grad compile, one
-# JSON line per row in OUTDIR/me-rows.jsonl. tune (~300 s) times the ME at other events per
-# step (OUTDIR/me-sizes.jsonl) and the shower phases with XLA's command buffers on loops.
+# JSON line per row in OUTDIR/me-rows.jsonl. tune times the ME at other events per step
+# (OUTDIR/me-sizes.jsonl), then the shower phases with XLA's command buffers on loops: its
+# first H100 run reached only the ME rows in 460 s (g g > t t~ g g compiled for 100 s at
+# 1 608 events per step), so give it a lease of its own.
 set -uo pipefail
 out=${1:?output folder}; shift
 parts=${*:-shower me mtop profile}

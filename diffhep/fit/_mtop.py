@@ -257,16 +257,16 @@ def _sigma_e(e, cfg: MtopConfig):
     return jnp.sqrt(cfg.res_stochastic**2 * e + (cfg.res_constant * e) ** 2)
 
 
-def _to_lab(p6, x1, x2, k, cfg: MtopConfig):
-    """Partonic-CM momenta → lab: longitudinal boost to rapidity ½ ln(x1/x2), then the
-    toy-ISR pure transverse boost taking (E₀, 0, 0, P_z) to (√(E₀² + k²), k_x, k_y, P_z)."""
+def _longitudinal(p6, x1, x2, cfg: MtopConfig):
+    """Partonic-CM momenta `(6, 4)` → the lab frame before the kick: the longitudinal
+    boost to rapidity ½ ln(x1/x2)."""
     from ..phasespace._common import from_rest_frame
 
     rs = jnp.sqrt(x1 * x2) * cfg.sqrt_s
     e0 = 0.5 * (x1 + x2) * cfg.sqrt_s
     pz = 0.5 * (x1 - x2) * cfg.sqrt_s
     zero = jnp.zeros_like(rs)
-    return _kick(from_rest_frame(p6, jnp.stack([e0, zero, zero, pz]), rs), k)
+    return from_rest_frame(p6, jnp.stack([e0, zero, zero, pz]), rs)
 
 
 def _kick(p6, k):
@@ -328,20 +328,19 @@ def generate_pseudo_data(
     p6 = np.concatenate(kept_p)
     x1 = np.concatenate(kept_x1)
     x2 = np.concatenate(kept_x2)
-    return _detector(p6, x1, x2, jax.random.fold_in(key, 0x5EED), n_events, cfg, mt, n_points, n_kept / n_points, n_over / n_points)
+    long = np.asarray(jax.vmap(lambda p, a, b: _longitudinal(p, a, b, cfg))(p6, x1, x2))
+    jets, truth = _detector(long, jax.random.fold_in(key, 0x5EED), n_events, cfg)
+    return PseudoData(jets, truth, mt, n_points, n_kept / n_points, n_over / n_points)
 
 
-def _detector(p6, x1, x2, key, n_events, cfg, mt, n_points, efficiency, overflow, source="model") -> PseudoData:
-    """Lab frame (`_to_lab`; `x1 = x2 = None` for partons already there), toy-ISR kick,
-    smearing and shuffling of `p6` `(m ≥ n_events, 6, 4)`: the first `n_events` events
-    with every jet above `E_OBS_MIN` (the pool is a little larger than needed)."""
+def _detector(long, key, n_events, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """Toy-ISR kick (`_kick`), jet smearing and shuffling of lab-frame partons `long`
+    `(m ≥ n_events, 6, 4)` without transverse momentum: the observed jets and true
+    partons `(n_events, 6, 4)` of the first `n_events` events with every jet above
+    `E_OBS_MIN` (the pool is a little larger than needed)."""
     k_kick, k_smear, k_b, k_l = jax.random.split(key, 4)
-    n = p6.shape[0]
-    kick = cfg.sigma_kick * np.asarray(jax.random.normal(k_kick, (n, 2), dtype=jnp.float64))
-    if x1 is None:
-        lab = np.asarray(jax.vmap(_kick)(jnp.asarray(p6), kick))
-    else:
-        lab = np.asarray(jax.vmap(lambda p, a, b, k: _to_lab(p, a, b, k, cfg))(p6, x1, x2, kick))
+    kick = cfg.sigma_kick * np.asarray(jax.random.normal(k_kick, (long.shape[0], 2), dtype=jnp.float64))
+    lab = np.asarray(jax.vmap(_kick)(jnp.asarray(long), kick))
     e = lab[..., 0]
     eps = np.asarray(jax.random.normal(k_smear, e.shape, dtype=jnp.float64))
     e_obs = e + np.asarray(_sigma_e(e, cfg)) * eps
@@ -356,10 +355,7 @@ def _detector(p6, x1, x2, key, n_events, cfg, mt, n_points, efficiency, overflow
     b_order = np.where(swap[:, None], [3, 0], [0, 3])
     l_order = np.array([1, 2, 4, 5])[np.argsort(np.asarray(jax.random.uniform(k_l, (n_events, 4))), axis=-1)]
     order = np.concatenate([b_order, l_order], axis=-1)
-    jets = np.take_along_axis(jets, order[..., None], axis=1)
-    return PseudoData(
-        jets=jets, truth=lab, mt=mt, n_points=n_points, efficiency=efficiency, overflow_fraction=overflow, source=source
-    )
+    return np.take_along_axis(jets, order[..., None], axis=1), lab
 
 
 def pythia_pseudo_data(key: jax.Array, mt: float, n_events: int, cfg: MtopConfig = MtopConfig()) -> PseudoData:
@@ -377,7 +373,8 @@ def pythia_pseudo_data(key: jax.Array, mt: float, n_events: int, cfg: MtopConfig
     # A 1 % margin for the jet-energy threshold (about 1e-4 of events fail it).
     pool = int(n_events) + max(8, int(n_events) // 100)
     p6 = pythia_ttbar_partons(pool, mt, seed, cfg)
-    return _detector(p6, None, None, jax.random.fold_in(key, 0x5EED), int(n_events), cfg, mt, pool, None, None, "pythia8")
+    jets, truth = _detector(p6, jax.random.fold_in(key, 0x5EED), int(n_events), cfg)
+    return PseudoData(jets, truth, mt, pool, None, None, source="pythia8")
 
 
 # ----------------------------------------------------------------- likelihood

@@ -22,6 +22,7 @@ jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
 
+from diffhep import kinematics as kin  # noqa: E402
 from diffhep.fit import write_json_atomic  # noqa: E402
 from diffhep.fit import _mtop as M  # noqa: E402
 
@@ -29,19 +30,16 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def _mass(p):
-    return np.sqrt(np.maximum(p[..., 0] ** 2 - np.sum(p[..., 1:] ** 2, axis=-1), 0.0))
+    return np.asarray(kin.mass(p))
+
+
+# The project's boost, batched over events (one frame per event).
+_rest = jax.jit(jax.vmap(kin.boost_to_rest_frame))
 
 
 def _boost_to_rest(p, frame):
-    """`p` `(..., 4)` in the rest frame of `frame` `(..., 4)` (a pure boost)."""
-    m = _mass(frame)[..., None]
-    beta = frame[..., 1:] / frame[..., :1]
-    gamma = frame[..., :1] / m
-    bp = np.sum(beta * p[..., 1:], axis=-1, keepdims=True)
-    b2 = np.sum(beta * beta, axis=-1, keepdims=True)
-    e = gamma * (p[..., :1] - bp)
-    vec = p[..., 1:] + ((gamma - 1) * bp / np.where(b2 > 0, b2, 1.0) - gamma * p[..., :1]) * beta
-    return np.concatenate([e, vec], axis=-1)
+    """`p` `(n, 4)` in the rest frame of `frame` `(n, 4)` (a pure boost)."""
+    return np.asarray(_rest(p, frame))
 
 
 def _unit(v):

@@ -75,14 +75,18 @@ def make_events(process: str, n: int, seed: int, mt: float = 173.0, mw: float = 
     e = 750.0
     beams = np.broadcast_to(np.array([[e, 0, 0, e], [e, 0, 0, -e]]), (n, 2, 4))
     total = beams.sum(1)
-    if process == "g g > t t~ g g":
+    n_gluons = {"g g > t t~ g": 1, "g g > t t~ g g": 2}.get(process, 0)
+    if n_gluons:
         gluons = []
-        for _ in range(2):
+        for _ in range(n_gluons):
             k = rng.uniform(50, 300, size=n)
             d = rng.normal(size=(n, 3))
             d /= np.linalg.norm(d, axis=-1, keepdims=True)
             gluons.append(np.concatenate([k[:, None], k[:, None] * d], -1))
-        t, tbar = _two_body(rng, total - gluons[0] - gluons[1], mt, mt)
+        rest = total
+        for g in gluons:
+            rest = rest - g
+        t, tbar = _two_body(rng, rest, mt, mt)
         return np.concatenate([beams, np.stack([t, tbar, *gluons], 1)], 1)
     t, tbar = _two_body(rng, total, mt, mt)
     if process == "g g > t t~":

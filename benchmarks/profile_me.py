@@ -47,12 +47,7 @@ def main() -> None:
     jax.config.update("jax_enable_x64", True)  # the benchmark's choice, never the library's
     from diffhep.me import SMParameters, get_process, matrix_element
 
-    n_external = get_process(args.process).n_external
-    if args.process == "g g > t t~ g":  # no generator of its own: drop a gluon (HELAS needs no balance)
-        momenta = make_events("g g > t t~ g g", args.n, 1)[:, :n_external]
-    else:
-        momenta = make_events(args.process, args.n, 1)
-    momenta = jnp.asarray(momenta)
+    momenta = jnp.asarray(make_events(args.process, args.n, 1))
     params = SMParameters.from_param_card()
     if args.grad:
         fn = jax.value_and_grad(lambda p, q: jnp.sum(matrix_element(args.process, p, q)), argnums=(0, 1))

@@ -132,6 +132,14 @@ def check_mt(name: str, value: float) -> float:
     return v
 
 
+def _check_request(mt: float, n_events: int) -> tuple[float, int]:
+    """A pseudo-data request: the truth `mt` in `MT_RANGE` and at least one event."""
+    mt = check_mt("truth mt", mt)
+    if int(n_events) < 1:
+        raise ValueError(f"events = {n_events} must be >= 1")
+    return mt, int(n_events)
+
+
 # ------------------------------------------------------------------ model pieces
 def _dot(a, b):
     return a[..., 0] * b[..., 0] - jnp.sum(a[..., 1:] * b[..., 1:], axis=-1)
@@ -305,9 +313,7 @@ def generate_pseudo_data(
     Then the toy-ISR kick, the energy smearing and the jet shuffling are applied. A
     Python loop runs over chunks of `chunk` points, never over events.
     """
-    mt = check_mt("truth mt", mt)
-    if int(n_events) < 1:
-        raise ValueError(f"events = {n_events} must be >= 1")
+    mt, n_events = _check_request(mt, n_events)
     ctx = _ctx(cfg) if ctx is None else ctx
     gen = _generator(cfg, ctx)
     kept_p, kept_x1, kept_x2 = [], [], []
@@ -372,14 +378,12 @@ def pythia_pseudo_data(key: jax.Array, mt: float, n_events: int, cfg: MtopConfig
     jet smearing. Needs pythia8mc. The seed of Pythia is drawn from `key`."""
     from ._pythia import pythia_ttbar_partons
 
-    mt = check_mt("truth mt", mt)
-    if int(n_events) < 1:
-        raise ValueError(f"events = {n_events} must be >= 1")
+    mt, n_events = _check_request(mt, n_events)
     seed = int(jax.random.randint(key, (), 0, 2**30))
     # A 1 % margin for the jet-energy threshold (about 1e-4 of events fail it).
-    pool = int(n_events) + max(8, int(n_events) // 100)
+    pool = n_events + max(8, n_events // 100)
     p6 = pythia_ttbar_partons(pool, mt, seed, cfg)
-    jets, truth = _detector(p6, jax.random.fold_in(key, 0x5EED), int(n_events), cfg)
+    jets, truth = _detector(p6, jax.random.fold_in(key, 0x5EED), n_events, cfg)
     return PseudoData(jets, truth, mt, pool, None, None, source="pythia8")
 
 

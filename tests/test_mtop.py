@@ -224,3 +224,14 @@ def test_cli_defaults_match_config():
     assert params["production"].default.default == M.MtopConfig.production
     run = inspect.signature(M.run_fit_mtop).parameters
     assert run["n_int"].default == M.MtopConfig.n_int and run["production"].default == M.MtopConfig.production
+
+
+def test_pseudo_data_generates_a_margin_for_the_jet_threshold():
+    """Regression: this sample's unweighting stopped at exactly 2000 kept points, and
+    the one event whose jet fell below `E_OBS_MIN` raised. The generator now keeps
+    `_pool_size` events (a 1 % margin), as for Pythia's events."""
+    cfg = M.MtopConfig()
+    data = M.generate_pseudo_data(jax.random.fold_in(jax.random.key(3014), 1), 172.5, 2000, cfg)
+    assert data.jets.shape == (2000, 6, 4)
+    assert np.all(data.jets[..., 0] > M.E_OBS_MIN)
+    assert M._pool_size(2000) == 2020 and M._pool_size(10) == 18

@@ -132,6 +132,12 @@ def check_mt(name: str, value: float) -> float:
     return v
 
 
+def _pool_size(n_events: int) -> int:
+    """Partons to generate for `n_events` events: a 1 % margin (at least 8) for the
+    jet-energy threshold, which about 10⁻⁴ of events fail."""
+    return n_events + max(8, n_events // 100)
+
+
 def _check_request(mt: float, n_events: int) -> tuple[float, int]:
     """A pseudo-data request: the truth `mt` in `MT_RANGE` and at least one event."""
     mt = check_mt("truth mt", mt)
@@ -320,7 +326,8 @@ def generate_pseudo_data(
     n_kept = n_points = n_over = 0
     w_max = None
     i = 0
-    while n_kept < n_events:
+    pool = _pool_size(n_events)
+    while n_kept < pool:
         k_u, k_acc = jax.random.split(jax.random.fold_in(key, i))
         i += 1
         p6, x1, x2, w = (np.asarray(a) for a in gen(jax.random.uniform(k_u, (chunk, 16), dtype=jnp.float64), mt))
@@ -380,8 +387,7 @@ def pythia_pseudo_data(key: jax.Array, mt: float, n_events: int, cfg: MtopConfig
 
     mt, n_events = _check_request(mt, n_events)
     seed = int(jax.random.randint(key, (), 0, 2**30))
-    # A 1 % margin for the jet-energy threshold (about 1e-4 of events fail it).
-    pool = n_events + max(8, n_events // 100)
+    pool = _pool_size(n_events)
     p6 = pythia_ttbar_partons(pool, mt, seed, cfg)
     jets, truth = _detector(p6, jax.random.fold_in(key, 0x5EED), n_events, cfg)
     return PseudoData(jets, truth, mt, pool, None, None, source="pythia8")

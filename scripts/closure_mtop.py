@@ -10,6 +10,15 @@ results and the pull mean and width with their statistical errors.
 
     nice -n 10 .venv/bin/python scripts/closure_mtop.py --experiments 30 --events 100 --n-int 128
 
+With `--newton` each experiment is one Newton step of the likelihood from the truth,
+m_t ≈ truth − g/h (g, h its m_t derivatives there; error h^{−1/2}, sandwich error
+beside it), instead of the full fit with its scan: one evaluation instead of about a
+dozen, for closures of large samples. On seeds 3000–3009 at 2000 events it is within
+0.01 GeV (0.07σ) of the full fits of `closure_mtop_2000_exact_unweighting.json`.
+
+    nice -n 10 .venv/bin/python scripts/closure_mtop.py --newton --experiments 44 --events 2000 \
+        --first-seed 3000 --out scripts/results/closure_mtop_2000_newton.json
+
 With `--pythia` the pseudo-data come from Pythia 8 (`diffhep.fit.pythia_pseudo_data`)
 instead of the model: the pull mean then measures the fit's bias against a generator
 we did not write (default output closure_mtop_pythia.json).
@@ -21,6 +30,7 @@ import argparse
 import math
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import jax
 
@@ -32,6 +42,21 @@ from diffhep.fit import write_json_atomic  # noqa: E402
 from diffhep.fit import _mtop as M  # noqa: E402
 
 
+def newton_estimate(jets, cfg, ctx, seed: int, truth: float) -> SimpleNamespace:
+    """One Newton step of `fit_mtop`'s likelihood (same integration points) from the
+    truth, with the fields of `MtopResult` that the closure records."""
+    t0 = time.perf_counter()
+    lik = M.MtopLikelihood(jets, cfg, ctx, M.likelihood_key(seed))
+    _, g, h = (float(x) for x in lik.nll_derivs(truth))
+    if not h > 0:
+        raise RuntimeError(f"seed {seed}: no positive curvature at the truth (h = {h})")
+    sigma = 1.0 / math.sqrt(h)
+    return SimpleNamespace(
+        mt=truth - g / h, mt_err=sigma, mt_err_curvature=sigma, mt_err_sandwich=lik.sandwich_error(truth, g, h),
+        converged=True, n_steps=1, scan_err_lo=None, scan_err_hi=None, wall_s=time.perf_counter() - t0,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiments", type=int, default=30)
@@ -40,6 +65,7 @@ def main() -> None:
     ap.add_argument("--truth-mt", type=float, default=172.5)
     ap.add_argument("--first-seed", type=int, default=1000)
     ap.add_argument("--pythia", action="store_true", help="Pythia 8 pseudo-data instead of the model's")
+    ap.add_argument("--newton", action="store_true", help="one Newton step from the truth instead of the full fit")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     name = "closure_mtop_pythia.json" if a.pythia else "closure_mtop.json"
@@ -55,7 +81,10 @@ def main() -> None:
             data = M.pythia_pseudo_data(key, a.truth_mt, a.events, cfg)
         else:
             data = M.generate_pseudo_data(key, a.truth_mt, a.events, cfg, ctx)
-        r, _ = M.fit_mtop(data.jets, cfg=cfg, ctx=ctx, seed=seed, truth_mt=a.truth_mt, progress=False, scan=True)
+        if a.newton:
+            r = newton_estimate(data.jets, cfg, ctx, seed, a.truth_mt)
+        else:
+            r, _ = M.fit_mtop(data.jets, cfg=cfg, ctx=ctx, seed=seed, truth_mt=a.truth_mt, progress=False, scan=True)
         row = dict(
             seed=seed, mt=r.mt, mt_err=r.mt_err, mt_err_curvature=r.mt_err_curvature, mt_err_sandwich=r.mt_err_sandwich,
             pull=(r.mt - a.truth_mt) / r.mt_err, pull_curvature=(r.mt - a.truth_mt) / r.mt_err_curvature,
@@ -81,6 +110,7 @@ def main() -> None:
             summary=summary,
             settings=dict(
                 truth_mt=a.truth_mt, events=a.events, n_int=a.n_int, config=M.asdict(cfg), first_seed=a.first_seed,
+                estimator="one Newton step from the truth" if a.newton else "fit_mtop",
                 pseudo_data=data.source,
             ),
             device=f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",

@@ -662,6 +662,11 @@ class MtopResult:
         return d
 
 
+def likelihood_key(seed: int) -> jax.Array:
+    """The key of `fit_mtop`'s integration points for `seed`."""
+    return jax.random.fold_in(jax.random.key(seed), 0x1A7E)
+
+
 def fit_mtop(
     jets: np.ndarray,
     *,
@@ -690,7 +695,7 @@ def fit_mtop(
     if jets.ndim != 3 or jets.shape[1:] != (6, 4) or jets.shape[0] < 1:
         raise ValueError(f"jets must have shape (n >= 1, 6, 4); got {jets.shape}")
     ctx = _ctx(cfg) if ctx is None else ctx
-    lik = MtopLikelihood(jets, cfg, ctx, jax.random.fold_in(jax.random.key(seed), 0x1A7E))
+    lik = MtopLikelihood(jets, cfg, ctx, likelihood_key(seed))
     lo, hi = MT_RANGE
     opt = optax.chain(optax.clip(3.0), optax.sgd(1.0))
     m = jnp.asarray(start, jnp.float64)

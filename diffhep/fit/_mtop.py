@@ -72,7 +72,9 @@ log of a noisy integral is sharper and scatters (closure pull width with the cur
 error: ≈ 2 at n_int = 16, 1.32 at 32, 0.86 ± 0.11 at 128, the default). The sandwich
 error √(Σ(s_i − s̄)²)/h from the per-event scores s_i (`mt_err_sandwich`) is reported
 beside it as a cross-check (0.80 ± 0.10 at 128); taking the larger of the two, as
-earlier versions did, widens the errors of a well-integrated likelihood (0.79).
+earlier versions did, widens the errors of a well-integrated likelihood (0.79). At
+2000 events (44 pseudo-experiments, one Newton step each) the widths are 1.20 ± 0.13
+(curvature) and 1.13 ± 0.12 (sandwich), σ = 0.148 GeV.
 """
 
 from __future__ import annotations

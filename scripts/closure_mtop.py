@@ -53,7 +53,8 @@ def newton_estimate(jets, cfg, ctx, seed: int, truth: float) -> SimpleNamespace:
     sigma = 1.0 / math.sqrt(h)
     return SimpleNamespace(
         mt=truth - g / h, mt_err=sigma, mt_err_curvature=sigma, mt_err_sandwich=lik.sandwich_error(truth, g, h),
-        converged=True, n_steps=1, scan_err_lo=None, scan_err_hi=None, wall_s=time.perf_counter() - t0,
+        # One step: nothing was iterated to convergence.
+        converged=None, n_steps=1, scan_err_lo=None, scan_err_hi=None, wall_s=time.perf_counter() - t0,
     )
 
 
@@ -104,7 +105,8 @@ def main() -> None:
             mean_mt_err=float(np.mean([x["mt_err"] for x in rows])),
             pull_width_curvature=float(np.std([x["pull_curvature"] for x in rows], ddof=1)) if n > 1 else None,
             pull_width_sandwich=float(np.std([x["pull_sandwich"] for x in rows], ddof=1)) if n > 1 else None,
-            all_converged=all(x["converged"] for x in rows),
+            # None for --newton rows (one step, no convergence test).
+            all_converged=None if a.newton else all(x["converged"] for x in rows),
         )
         payload = dict(
             summary=summary,

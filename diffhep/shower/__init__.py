@@ -8,6 +8,11 @@ from ._model import (
     lambda_qcd as lambda_qcd,
     running_alpha_s as running_alpha_s,
 )
+from ._jumps import (
+    JumpPartners as JumpPartners,
+    jump_partners as jump_partners,
+    realize_with_jumps as realize_with_jumps,
+)
 from ._shower import (
     OVERFLOW_TOLERANCE as OVERFLOW_TOLERANCE,
     Layout as Layout,

@@ -96,12 +96,21 @@ def _tables(model: DiscreteQCD, em: Emissions) -> dict:
     return dict(depth=depth, coord=coord, owner=owner, keys=keys, kappa=kappa)
 
 
-def colour_steps(model: DiscreteQCD, em: Emissions, n_used: int | None = None, n_slots: int | None = None) -> Steps:
+def colour_steps(
+    model: DiscreteQCD,
+    em: Emissions,
+    n_used: int | None = None,
+    n_slots: int | None = None,
+    swap: Array | None = None,
+) -> Steps:
     """Order the emissions by decreasing κ and find each one's dipole (no gradients).
 
     `n_used` (static) bounds the emission slots any event uses: only the q q̄ pair and
     those slots take part in the colour-order search (valid slots come first).
-    `n_slots` (static): the length of the returned steps (default: `em`'s slots)."""
+    `n_slots` (static): the length of the returned steps (default: `em`'s slots).
+    `swap` (traced int, optional): exchange the emissions at positions `swap` and
+    `swap + 1` of the κ order (both valid; < 0: none), the sequence on the other side
+    of the surface where their κ cross (`jump_partners`)."""
     em = jax.lax.stop_gradient(em)
     n_all = em.kappa.shape[0] if n_slots is None else int(n_slots)
     n_em = n_all if n_used is None else min(int(n_used), n_all)
@@ -110,6 +119,10 @@ def colour_steps(model: DiscreteQCD, em: Emissions, n_used: int | None = None, n
     n_part = n_em + 2
     order = jnp.argsort(jnp.where(em.valid, -em.kappa, jnp.inf)).astype(jnp.int32)
     n_valid = jnp.sum(em.valid, dtype=jnp.int32)
+    if swap is not None:
+        j = jnp.clip(swap, 0, max(n_em - 2, 0))
+        exchanged = order.at[j].set(order[j + 1]).at[j + 1].set(order[j])
+        order = jnp.where((swap >= 0) & (swap + 1 < n_valid), exchanged, order)
     slots = jnp.arange(n_part)
 
     def body(carry):
@@ -336,11 +349,14 @@ _SHALLOW_LEVELS = 6
 
 
 @eqx.filter_jit
-def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int) -> Steps:
+def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int, swap: Array | None = None) -> Steps:
     # Events sorted by their number of emissions, so that each chunk's while loop
     # (one iteration per emission) runs about as long as its events need; a chunk
     # of unsorted events runs as long as its busiest (4x the mean at 1024 events).
-    def local(st, order, model):
+    # `swap` (per event, optional): see `colour_steps`.
+    swap = jnp.full(order.shape, -1, jnp.int32) if swap is None else swap
+
+    def local(st, order, swap, model):
         n_slots = st.valid.shape[1]
         counts, depths = _busiest_deepest(st)
 
@@ -348,14 +364,16 @@ def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int) -> Step
             # The search costs O(slots × levels) per emission (see `_by_busiest`).
             def run(n, d):
                 s = _chunk_structure(st, idx, n, d)
-                return jax.vmap(lambda s: colour_steps(model, emission_order_values(model, s), n, n_slots))(s)
+                return jax.vmap(
+                    lambda s, j: colour_steps(model, emission_order_values(model, s), n, n_slots, j)
+                )(s, swap[idx])
 
             return _by_busiest(counts[idx], depths[idx], n_used, st, run)
 
         return _map_sorted_chunks(chunk, order, work_sizes().steps_batch)
 
     # `order` sorts each device's share of the events (local indices).
-    return over_events(local, order.shape[0], 2, 1)(st, order, model)
+    return over_events(local, order.shape[0], 3, 1)(st, order, swap, model)
 
 
 def _inverse_permutation(order: Array) -> Array:

@@ -105,6 +105,25 @@ def test_shared_templates_are_checked():
         fit.fit_alphas([target], templates=[tpl], scan_points=4, progress=False)
 
 
+def test_template_jump_partners_move_only_the_derivative():
+    # `jumps=True` adds the surface term of k⊥-order swaps to the template's α_s
+    # derivative (`shower.realize_with_jumps`, validated against common-random-number
+    # differences in test_shower.py). The fractions and their MC variance are the same
+    # numbers (the partners weigh exactly 0; sums differ at most in rounding); the
+    # derivative moves, stays finite and still sums to 0 over the cells (normalised).
+    edges = DEFAULT_EDGES["thrust"]
+    plain, jumps = (fit.make_templates([("thrust", edges)], n_mc=2000, seed=5, jumps=j)[0] for j in (False, True))
+    f0, d0, v0, o0 = plain.predict(0.118)
+    f1, d1, v1, o1 = jumps.predict(0.118)
+    np.testing.assert_allclose(f1, f0, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(v1, v0, rtol=1e-12, atol=0)
+    assert o1 == o0
+    assert np.all(np.isfinite(d1)) and abs(np.sum(d1)) < 1e-10
+    change = np.abs(d1 - d0).max() / np.abs(d0).max()
+    print(f"\njump partners move the template derivative by {change:.1%} (largest cell, relative to the largest)")
+    assert change > 1e-3
+
+
 def test_template_histogram_hard_values_soft_derivative(rng):
     # Template fractions: the values of hard bins (as the data are binned, last bin
     # closed, everything outside the range in one extra cell), Σw² per cell likewise,

@@ -187,13 +187,21 @@ def _matches(template: ShowerTemplate, observable: str, edges: np.ndarray) -> bo
 
 
 def make_templates(
-    observables: list[tuple[str, np.ndarray]], n_mc: int, seed: int, base: shower.DiscreteQCD | None = None
+    observables: list[tuple[str, np.ndarray]],
+    n_mc: int,
+    seed: int,
+    base: shower.DiscreteQCD | None = None,
+    jumps: bool = False,
 ) -> list[ShowerTemplate]:
     """One `ShowerTemplate` per `(observable, edges)`, each with its own MC sample of
-    `n_mc` events (keys from `seed`), as `fit_alphas` makes them."""
+    `n_mc` events (keys from `seed`), as `fit_alphas` makes them. `jumps`: see
+    `ShowerTemplate`."""
     base = shower.DiscreteQCD() if base is None else base
     key = make_key(seed)
-    return [ShowerTemplate(o, np.asarray(e), int(n_mc), jax.random.fold_in(key, i), base) for i, (o, e) in enumerate(observables)]
+    return [
+        ShowerTemplate(o, np.asarray(e), int(n_mc), jax.random.fold_in(key, i), base, jumps=jumps)
+        for i, (o, e) in enumerate(observables)
+    ]
 
 
 def fit_alphas(
@@ -209,11 +217,13 @@ def fit_alphas(
     scan_points: int = 3,
     progress: bool = True,
     templates: list[ShowerTemplate] | None = None,
+    jumps: bool = False,
 ) -> tuple[FitResult, dict]:
     """Fit α_s(M_Z) to the `targets` by gradient descent (see module docs).
 
     `templates` (from `make_templates`, e.g. already used by `pseudo_data`) replace
-    the ones made from `n_mc`, `seed` and `base`. The scan evaluates `scan_points`
+    the ones made from `n_mc`, `seed`, `base` and `jumps` (the derivative's surface
+    term of k⊥-order swaps, `ShowerTemplate`; ≈ 3× the time per step). The scan evaluates `scan_points`
     (odd, ≥ 3) points evenly over ±2σ and fits a parabola. Returns the
     `FitResult` and a dict of arrays for plotting (trajectory, scan, predictions at
     the minimum).
@@ -224,7 +234,7 @@ def fit_alphas(
     if scan and (scan_points < 3 or scan_points % 2 == 0):
         raise ValueError(f"scan_points must be odd and >= 3, got {scan_points}")
     if templates is None:
-        templates = make_templates([(t.observable, t.edges) for t in targets], n_mc, seed, base)
+        templates = make_templates([(t.observable, t.edges) for t in targets], n_mc, seed, base, jumps)
     elif len(templates) != len(targets) or not all(_matches(tp, t.observable, t.edges) for tp, t in zip(templates, targets)):
         raise ValueError("templates must have the targets' observables and edges, in the same order")
     n_mc = templates[0].n_mc
@@ -315,6 +325,8 @@ def fit_alphas(
         scan_err_hi=scan_hi,
         trajectory=[float(a) for a in trajectory],
     )
+    # Which derivative the steps and the Fisher error used (`ShowerTemplate.jumps`).
+    result.extra["jump_partners"] = bool(all(t.jumps for t in templates))
     return result, out
 
 

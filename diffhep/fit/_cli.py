@@ -31,6 +31,7 @@ def run_fit_alphas(
     scan: bool,
     progress: bool = True,
     pythia: bool = False,
+    jumps: bool = False,
 ) -> dict:
     """Pseudo-data fit: shower `events` at the truth (or Pythia 8 parton-level events
     with `pythia`), fit with an independent MC sample."""
@@ -51,7 +52,7 @@ def run_fit_alphas(
     out.mkdir(parents=True, exist_ok=True)
     targets, overflow = [], 0.0
     # The fit's templates also shower the pseudo-data (other keys): one compilation.
-    templates = make_templates([(o, DEFAULT_EDGES[o]) for o in observables], n_mc, seed + 7919)
+    templates = make_templates([(o, DEFAULT_EDGES[o]) for o in observables], n_mc, seed + 7919, jumps=jumps)
     if pythia:
         targets = pythia_targets(observables, events, seed)
         truth_alpha_s = None
@@ -163,6 +164,7 @@ def fit_real_data(
     scan: bool,
     progress: bool,
     base=None,
+    jumps: bool = False,
 ) -> dict:
     """One real-data fit: `make_target(setting="default", with_correction_mc=True)`
     gives the `Target` with one hadronisation setting's correction. Fits with the
@@ -176,7 +178,7 @@ def fit_real_data(
     tgt = make_target()
     result, arrays = fit_alphas(
         [tgt], n_mc=mc_events, seed=seed, max_steps=max_steps, scan=scan, progress=progress,
-        start=0.125, base=base,
+        start=0.125, base=base, jumps=jumps,
     )
     # Further uncertainties, from one Gauss–Newton step away from the minimum with
     # the template held at the fitted α_s (first order in the shift).
@@ -215,6 +217,7 @@ def run_fit_alphas_data(
     max_steps: int,
     scan: bool,
     progress: bool = True,
+    jumps: bool = False,
 ) -> dict:
     """Fit the ALEPH LEP1 event shapes at 91.2 GeV (real data, hadronisation-corrected
     shower), one fit per observable; the first observable's fit is the headline."""
@@ -239,7 +242,7 @@ def run_fit_alphas_data(
             lambda setting="default", with_correction_mc=True, o=o: aleph_target(o, setting, with_correction_mc),
             settings=correction_settings(),
             out_dir=out / o,
-            mc_events=mc_events, seed=seed + i, max_steps=max_steps, scan=scan, progress=progress,
+            mc_events=mc_events, seed=seed + i, max_steps=max_steps, scan=scan, progress=progress, jumps=jumps,
         )
         payload["data"] = "ALEPH 2004 (Eur. Phys. J. C 35 (2004) 457), 91.2 GeV, hadron level"
         payload["sqrt_s"] = 91.2
@@ -277,6 +280,7 @@ def run_fit_alphas_yoda(
     had_cache: Path | None = None,
     had_max_rel_err: float = 0.05,
     progress: bool = True,
+    jumps: bool = False,
 ) -> dict:
     """Fit any YODA distribution (`diffhep.fit._data`) at `sqrt_s` GeV: the shower is
     `DiscreteQCD(sqrt_s=sqrt_s)`, the hadronisation corrections are generated with
@@ -323,7 +327,7 @@ def run_fit_alphas_yoda(
 
     payload = fit_real_data(
         make_target, settings=tuple(HADRONIZATION_SETTINGS), out_dir=out,
-        mc_events=mc_events, seed=seed, max_steps=max_steps, scan=scan, progress=progress, base=base,
+        mc_events=mc_events, seed=seed, max_steps=max_steps, scan=scan, progress=progress, base=base, jumps=jumps,
     )
     payload["truth_alpha_s"] = None
     payload["data"] = table.source

@@ -26,6 +26,7 @@ BENCHMARKS = {
     "me": "bench_me",
     "detector": "bench_detector",
     "mtop": "bench_mtop",
+    "jumps": "bench_jumps",
 }
 
 

@@ -99,9 +99,8 @@ class ShowerTemplate:
         partners, mask = None, lay.mask
         if jumps:
             m = self.model(float(alpha_s))
-            partners = shower.jump_partners(lay, m, min_partners=self._shapes.get("partners", 0))
-            if "partners" not in self._shapes:  # the same 25 % headroom
-                partners = shower.jump_partners(lay, m, min_partners=int(1.25 * partners.n_partners))
+            # The same 25 % headroom as the buckets'.
+            partners = shower.jump_partners(lay, m, min_partners=self._shapes.get("partners", 0), headroom=0.25)
             self._shapes["partners"] = partners.n_partners
             if partners.layout is None:
                 partners = None

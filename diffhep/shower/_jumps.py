@@ -78,11 +78,14 @@ class JumpPartners(eqx.Module):
         return int(self.event.shape[0])
 
 
-def _padded_size(n_real: int, n_events: int, at_least: int) -> int:
-    """`n_real` rounded up to a multiple of 64 · 2^⌊log2(n_events/2048)⌋ (≈ 1-3 % of
-    the events), and at least `at_least`: shapes that a run of layouts shares."""
+def _padded_size(n_real: int, n_events: int, at_least: int, headroom: float) -> int:
+    """`n_real` (times 1 + `headroom` where it exceeds `at_least`) rounded up to a
+    multiple of 64 · 2^⌊log2(n_events/2048)⌋ (≈ 1-3 % of the events), and at least
+    `at_least`: shapes that a run of layouts shares."""
+    if n_real <= at_least:
+        return int(at_least)
     quantum = 64 * 2 ** max(0, int(np.log2(max(n_events, 1) / 2048)))
-    return max(int(at_least), -(-int(n_real) // quantum) * quantum)
+    return -(-int(np.ceil(n_real * (1.0 + headroom))) // quantum) * quantum
 
 
 @eqx.filter_jit
@@ -120,7 +123,7 @@ def _commute(main, partner, j: Array) -> Array:
 
 
 def jump_partners(
-    lay: Layout, model: DiscreteQCD, window: float = DEFAULT_WINDOW, min_partners: int = 0
+    lay: Layout, model: DiscreteQCD, window: float = DEFAULT_WINDOW, min_partners: int = 0, headroom: float = 0.0
 ) -> JumpPartners:
     """The partners of `lay` at `model` (the parameters `lay` was made with): one per
     pair of emissions adjacent in κ order, closer than `window` in κ, whose exchange
@@ -128,11 +131,14 @@ def jump_partners(
     the default window, 0.48 partners per event (window 0.05: 0.25, 0.2: 0.88), so
     `realize_with_jumps` costs ≈ 1.5 `realize`.
 
-    The partner count is padded (`live` False) to a multiple of ≈ 1-3 % of the events
-    and to at least `min_partners`: callers that handle many layouts pass their
-    largest `n_partners` so far, so that shapes (and compilations) stay."""
+    The partner count is padded (`live` False) to at least `min_partners` and, where
+    it needs more, to (1 + `headroom`) × its count rounded up to a multiple of ≈ 1-3 %
+    of the events: callers that handle many layouts pass their largest `n_partners`
+    so far, so that shapes (and compilations) stay."""
     if not window > 0:
         raise ValueError(f"window must be > 0 (a half width in kappa = ln(kt^2/Lambda^2)), got {window}")
+    if not headroom >= 0:
+        raise ValueError(f"headroom must be >= 0, got {headroom}")
     near, order = _near_pairs(lay, float(window))
     ev, j = (jnp.asarray(x, jnp.int32) for x in np.nonzero(np.asarray(near)))
     keep = np.zeros(0, np.int64)
@@ -141,7 +147,7 @@ def jump_partners(
         steps = _steps(st, _emission_order(st)[0], model, lay.n_steps, j)
         main = jax.tree.map(lambda x: x[ev], lay.steps)
         keep = np.nonzero(~np.asarray(_commute(main, steps, j)))[0]
-    size = _padded_size(keep.size, lay.n_events, min_partners)
+    size = _padded_size(keep.size, lay.n_events, min_partners, headroom)
     if size == 0:
         empty = jnp.zeros(0, jnp.int32)
         return JumpPartners(None, empty, empty, empty, jnp.zeros(0, bool), float(window))

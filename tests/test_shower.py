@@ -551,7 +551,7 @@ def test_jump_partners_drop_only_commuting_swaps(jump_sample, monkeypatch):
     with the filter off, every pair the filter drops reproduces its event to 1e-12."""
     m, lay, events, _ = jump_sample
     kept = shower.jump_partners(lay, m)
-    monkeypatch.setattr(shower._jumps, "_commute", lambda main, partner, j: jnp.zeros(j.shape, bool))
+    monkeypatch.setattr(shower._jumps, "_commute", lambda steps, j: jnp.zeros(j.shape, bool))
     every = shower.jump_partners(lay, m, min_partners=UNIT_SLOTS)
     assert every.n_partners == UNIT_SLOTS
     live = np.asarray(every.live)
@@ -561,6 +561,25 @@ def test_jump_partners_drop_only_commuting_swaps(jump_sample, monkeypatch):
     change = _partner_change(lay, every, events, np.asarray(shower.realize(every.layout, m)[0].momenta))
     assert np.all(change[dropped] <= 1e-12 * SQRT_S), change[dropped].max()
     assert np.mean(change[live & ~dropped] > 1e-6) > 0.99
+
+
+def test_jump_partner_steps_equal_the_full_colour_search(jump_sample, monkeypatch):
+    """The partners' steps come from a local rule (`_jumps._exchanged`: only steps j and
+    j + 1 change); they equal the colour-order search run again with the two emissions'
+    order exchanged (`colour_steps(..., swap=j)`), exactly, for every near pair."""
+    from diffhep.shower._cascade import emission_order_values
+    from diffhep.shower._shower import colour_steps
+
+    m, lay, _, _ = jump_sample
+    monkeypatch.setattr(shower._jumps, "_commute", lambda steps, j: jnp.zeros(j.shape, bool))
+    every = shower.jump_partners(lay, m, min_partners=UNIT_SLOTS)
+    live = np.asarray(every.live)
+    emitted = np.asarray(lay.steps.emitted)[np.asarray(every.event)]
+    j = jnp.asarray(np.argmax(emitted == 2 + np.asarray(every.first)[:, None], axis=1), jnp.int32)
+    search = jax.jit(jax.vmap(lambda s, j: colour_steps(m, emission_order_values(m, s), swap=j)))
+    full = search(every.layout.structure, j)
+    for name, a, b in zip(full._fields, full, every.layout.steps):
+        np.testing.assert_array_equal(np.asarray(a)[live], np.asarray(b)[live], err_msg=name)
 
 
 def test_jump_partners_bad_window(jump_sample):

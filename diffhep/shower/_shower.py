@@ -110,7 +110,7 @@ def colour_steps(
     `n_slots` (static): the length of the returned steps (default: `em`'s slots).
     `swap` (traced int, optional): exchange the emissions at positions `swap` and
     `swap + 1` of the κ order (both valid; < 0: none), the sequence on the other side
-    of the surface where their κ cross (`jump_partners`)."""
+    of the surface where their κ cross (what `jump_partners` builds locally)."""
     em = jax.lax.stop_gradient(em)
     n_all = em.kappa.shape[0] if n_slots is None else int(n_slots)
     n_em = n_all if n_used is None else min(int(n_used), n_all)
@@ -349,14 +349,11 @@ _SHALLOW_LEVELS = 6
 
 
 @eqx.filter_jit
-def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int, swap: Array | None = None) -> Steps:
+def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int) -> Steps:
     # Events sorted by their number of emissions, so that each chunk's while loop
     # (one iteration per emission) runs about as long as its events need; a chunk
     # of unsorted events runs as long as its busiest (4x the mean at 1024 events).
-    # `swap` (per event, optional): see `colour_steps`.
-    swap = jnp.full(order.shape, -1, jnp.int32) if swap is None else swap
-
-    def local(st, order, swap, model):
+    def local(st, order, model):
         n_slots = st.valid.shape[1]
         counts, depths = _busiest_deepest(st)
 
@@ -364,16 +361,14 @@ def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int, swap: A
             # The search costs O(slots × levels) per emission (see `_by_busiest`).
             def run(n, d):
                 s = _chunk_structure(st, idx, n, d)
-                return jax.vmap(
-                    lambda s, j: colour_steps(model, emission_order_values(model, s), n, n_slots, j)
-                )(s, swap[idx])
+                return jax.vmap(lambda s: colour_steps(model, emission_order_values(model, s), n, n_slots))(s)
 
             return _by_busiest(counts[idx], depths[idx], n_used, st, run)
 
         return _map_sorted_chunks(chunk, order, work_sizes().steps_batch)
 
     # `order` sorts each device's share of the events (local indices).
-    return over_events(local, order.shape[0], 3, 1)(st, order, swap, model)
+    return over_events(local, order.shape[0], 2, 1)(st, order, model)
 
 
 def _inverse_permutation(order: Array) -> Array:

@@ -223,10 +223,10 @@ def fit_alphas(
 
     `templates` (from `make_templates`, e.g. already used by `pseudo_data`) replace
     the ones made from `n_mc`, `seed`, `base` and `jumps` (the derivative's surface
-    term of k⊥-order swaps, `ShowerTemplate`; ≈ 3× the time per step). The scan evaluates `scan_points`
-    (odd, ≥ 3) points evenly over ±2σ and fits a parabola. Returns the
-    `FitResult` and a dict of arrays for plotting (trajectory, scan, predictions at
-    the minimum).
+    term of k⊥-order swaps, `ShowerTemplate`; ≈ 2× the time per step after a longer
+    first compilation). The scan evaluates `scan_points` (odd, ≥ 3) points evenly
+    over ±2σ and fits a parabola. Returns the `FitResult` and a dict of arrays for
+    plotting (trajectory, scan, predictions at the minimum).
     """
     from tqdm.auto import tqdm
 

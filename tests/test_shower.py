@@ -582,6 +582,20 @@ def test_jump_partner_steps_equal_the_full_colour_search(jump_sample, monkeypatc
         np.testing.assert_array_equal(np.asarray(a)[live], np.asarray(b)[live], err_msg=name)
 
 
+def test_jump_partners_padding_only(jump_sample):
+    """With no pair inside the window but slots asked for, every slot is padding: event
+    0 with its own steps, never live, weight 0; the events before it are unchanged."""
+    m, lay, events, _ = jump_sample
+    partners = shower.jump_partners(lay, m, window=1e-12, min_partners=UNIT_SLOTS)
+    assert partners.n_partners == UNIT_SLOTS and not np.any(np.asarray(partners.live))
+    for a, b in zip(partners.layout.steps, lay.steps):
+        np.testing.assert_array_equal(np.asarray(a), np.broadcast_to(np.asarray(b)[:1], a.shape))
+    joined, _ = shower.realize_with_jumps(lay, partners, m)
+    np.testing.assert_array_equal(np.asarray(joined.weights[:N]), np.asarray(events.weights))
+    assert np.all(np.asarray(joined.weights[N:]) == 0.0) and np.all(np.isfinite(np.asarray(joined.momenta)))
+    assert shower.jump_partners(lay, m, window=1e-12).layout is None
+
+
 def test_jump_partners_bad_window(jump_sample):
     m, lay, _, _ = jump_sample
     for bad in (0.0, -0.1, float("nan")):

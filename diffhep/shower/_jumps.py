@@ -80,8 +80,8 @@ class JumpPartners(eqx.Module):
 
 def _padded_size(n_real: int, n_events: int, at_least: int, headroom: float) -> int:
     """`n_real` (times 1 + `headroom` where it exceeds `at_least`) rounded up to a
-    multiple of 64 · 2^⌊log2(n_events/2048)⌋ (≈ 1-3 % of the events), and at least
-    `at_least`: shapes that a run of layouts shares."""
+    multiple of 64 · 2^⌊log2(n_events/2048)⌋ (1.6-3.1 % of the events from 2048 on),
+    and at least `at_least`: shapes that a run of layouts shares."""
     if n_real <= at_least:
         return int(at_least)
     quantum = 64 * 2 ** max(0, int(np.log2(max(n_events, 1) / 2048)))
@@ -123,11 +123,15 @@ def _exchanged(steps: Steps, j: Array) -> Steps:
     it (r2 = e1, l2 = l1) or elsewhere. Without e1, e2 is radiated by e1's dipole in
     the first two cases and by its own otherwise; e1 then by (l1, e2), (e2, r1) or
     (l1, r1). Later steps see the same partons present and do not change. (Equal to
-    `colour_steps(..., swap=j)`, the full search; tested.)"""
+    `colour_steps(..., swap=j)`, the full search; tested.) Rows with j < 0 stay."""
+    keep, j = j < 0, jnp.maximum(j, 0)
     e1, l1, r1, e2, l2, r2 = _pair(steps, j)
     right_of, left_of = l2 == e1, r2 == e1
     rows = jnp.arange(j.shape[0])
-    put = lambda x, a, b: x.at[rows, j].set(a).at[rows, j + 1].set(b)  # noqa: E731
+
+    def put(x, a, b):
+        return jnp.where(keep[:, None], x, x.at[rows, j].set(a).at[rows, j + 1].set(b))
+
     return steps._replace(
         emitted=put(steps.emitted, e2, e1),
         left=put(steps.left, jnp.where(right_of, l1, l2), jnp.where(left_of, e2, l1)),
@@ -145,9 +149,9 @@ def jump_partners(
     commute (window 0.05: 0.25, 0.2: 0.88).
 
     The partner count is padded (`live` False) to at least `min_partners` and, where
-    it needs more, to (1 + `headroom`) × its count rounded up to a multiple of ≈ 1-3 %
-    of the events: callers that handle many layouts pass their largest `n_partners`
-    so far, so that shapes (and compilations) stay."""
+    it needs more, to (1 + `headroom`) × its count rounded up to a multiple of 1.6-3.1 %
+    of the events (64 below 2048 events): callers that handle many layouts pass their
+    largest `n_partners` so far, so that shapes (and compilations) stay."""
     if not window > 0:
         raise ValueError(f"window must be > 0 (a half width in kappa = ln(kt^2/Lambda^2)), got {window}")
     if not headroom >= 0:
@@ -162,22 +166,16 @@ def jump_partners(
     if size == 0:
         empty = jnp.zeros(0, jnp.int32)
         return JumpPartners(None, empty, empty, empty, jnp.zeros(0, bool), float(window))
-    live = np.arange(size) < ev.size
-    # Padding: copies of the last partner (or of event 0 unchanged), never live.
-    pad = lambda x, v: np.concatenate([x, np.full(size - x.size, x[-1] if x.size else v)]).astype(np.int32)  # noqa: E731
+    live = jnp.asarray(np.arange(size) < ev.size)
+    # Padding, never live: copies of the last partner, or event 0 unchanged (j = −1).
+    pad = lambda x, v: jnp.asarray(np.concatenate([x, np.full(size - x.size, x[-1] if x.size else v)]), jnp.int32)  # noqa: E731
     ev, j = pad(ev, 0), pad(j, -1)
     st = jax.tree.map(lambda x: x[ev], lay.structure)
-    steps = jax.tree.map(lambda x: x[ev], lay.steps)
-    steps = jax.tree.map(lambda a, b: jnp.where(_rows(jnp.asarray(live), a), a, b), _exchanged(steps, jnp.maximum(jnp.asarray(j), 0)), steps)
+    steps = _exchanged(jax.tree.map(lambda x: x[ev], lay.steps), j)
     # The partners in the layout's own sort by emission count, for `realize`'s chunks.
     partners = Layout(lay.keys[ev], st, steps, _emission_order(st)[0], lay.n_steps)
-    slot = lambda jj: jnp.take_along_axis(order[ev], jnp.clip(jj, 0, order.shape[1] - 1)[:, None], axis=1)[:, 0]  # noqa: E731
-    return JumpPartners(partners, jnp.asarray(ev), slot(jnp.asarray(j)), slot(jnp.asarray(j) + 1), jnp.asarray(live), float(window))
-
-
-def _rows(flags: Array, like: Array) -> Array:
-    """`flags (m,)` broadcast against `like (m, …)`."""
-    return flags.reshape(flags.shape + (1,) * (like.ndim - 1))
+    slot = lambda i: jnp.take_along_axis(order[ev], jnp.clip(i, 0, order.shape[1] - 1)[:, None], axis=1)[:, 0]  # noqa: E731
+    return JumpPartners(partners, ev, slot(j), slot(j + 1), live, float(window))
 
 
 @eqx.filter_jit

@@ -629,6 +629,28 @@ def reverse_grads(lay, m, c):
     return jax.jacrev(f)(m)
 
 
+@eqx.filter_jit
+def reverse_grads_jumps(lay, partners, m):
+    """Reverse-mode gradient, in every model leaf, of the weighted ⟨1−T⟩ with the jump
+    partners' surface term (`shower.realize_with_jumps`)."""
+
+    def f(m):
+        events, _ = shower.realize_with_jumps(lay, partners, m)
+        x = 1.0 - observables.thrust(events.momenta, events.mask)
+        return jnp.sum(events.weights * x) / jnp.sum(events.weights)
+
+    return jax.grad(f)(m)
+
+
+def first_events(lay: shower.Layout, n: int) -> shower.Layout:
+    """The layout of the first n events of `lay` (with its own sort by emission count:
+    `lay.order` indexes all of `lay`'s events)."""
+    from diffhep.shower._shower import _emission_order
+
+    small = jax.tree_util.tree_map(lambda x: x[:n], lay)
+    return eqx.tree_at(lambda s: s.order, small, _emission_order(small.structure)[0])
+
+
 @pytest.mark.parametrize("alpha_s", GRID_ALPHAS)
 def test_derivatives_finite_on_grid(alpha_s):
     c = np.asarray(jr.normal(jr.key(9), (N_SMALL, N_STEPS + 2, 4)))
@@ -643,13 +665,18 @@ def test_derivatives_finite_on_grid(alpha_s):
         for name, v in zip(("<1-T>", "loss", "1-T", "weights", "momenta"), tan):
             assert np.all(np.isfinite(v)), f"non-finite d({name}) at α_s={alpha_s}, kt_min={kt}"
         assert np.all(np.isfinite(primal[4]))
-        # Reverse mode, the first N_SMALL events of the same layout.
+        # Reverse mode, the first N_SMALL events of the same layout; with jump partners
+        # too (slots pinned: the most partners on this grid are 48 of 64 events).
         m = model(alpha_s, kt)
-        small = jax.tree_util.tree_map(lambda x: x[:N_SMALL], lay)
+        small = first_events(lay, N_SMALL)
         g = reverse_grads(small, m, jnp.asarray(c))
+        g_jumps = reverse_grads_jumps(small, shower.jump_partners(small, m, min_partners=N_SMALL), m)
         for leaf in ("alpha_s", "kt_min", "delta_y"):
-            v = np.asarray(getattr(g, leaf))
-            assert np.all(np.isfinite(v)), f"non-finite reverse-mode gradient in {leaf} at α_s={alpha_s}, kt_min={kt}: {v}"
+            for what, grads in (("", g), (" with jump partners", g_jumps)):
+                v = np.asarray(getattr(grads, leaf))
+                assert np.all(np.isfinite(v)), (
+                    f"non-finite reverse-mode gradient{what} in {leaf} at α_s={alpha_s}, kt_min={kt}: {v}"
+                )
 
 
 # ---------------------------------------------------------------------------------------

@@ -20,8 +20,11 @@ import jax.numpy as jnp
 from _harness import time_jax, time_python
 
 
-def run(sizes: tuple[int, ...] = (10_000, 100_000), repeats: int = 3, seed: int = 20261126) -> dict[str, Any]:
+def run(sizes: tuple[int, ...] | None = None, repeats: int = 3, seed: int = 20261126) -> dict[str, Any]:
+    """Default sizes: 10⁴ and 10⁵ events on a CPU, 10⁵ and 10⁶ on an accelerator."""
     jax.config.update("jax_enable_x64", True)
+    if sizes is None:
+        sizes = (10_000, 100_000) if jax.default_backend() == "cpu" else (100_000, 1_000_000)
     from diffhep import observables, shower
     from diffhep._devices import n_shards
 

@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--mc-events", type=int, default=50_000)
     ap.add_argument("--truth", type=float, default=0.118)
     ap.add_argument("--observable", default="thrust")
+    ap.add_argument("--jumps", action="store_true", help="fit with the jump partners' derivative (fit_alphas(jumps=True))")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--per-process", type=int, default=8, help="experiments before re-executing in a fresh process")
     ap.add_argument("--resume", action="store_true", help="continue from the JSON in --out")
@@ -55,7 +56,7 @@ def main() -> None:
     rows, wall0 = [], 0.0
     if args.resume and (args.out / "closure_alphas.json").exists():
         old = json.loads((args.out / "closure_alphas.json").read_text())
-        same = all(old["summary"].get(k, 0) == getattr(args, k) for k in ("truth", "events", "mc_events", "observable", "seed_offset"))
+        same = all(old["summary"].get(k, 0) == getattr(args, k) for k in ("truth", "events", "mc_events", "observable", "seed_offset", "jumps"))
         if not same:
             raise SystemExit(f"--resume: {args.out / 'closure_alphas.json'} has other settings: {old['summary']}")
         rows, wall0 = old["experiments"], old["summary"]["wall_s"]
@@ -66,7 +67,7 @@ def main() -> None:
             argv = [a for a in sys.argv if a != "--resume"]
             os.execv(sys.executable, [sys.executable, *argv, "--resume"])
         target, _ = fit.pseudo_data(args.observable, DEFAULT_EDGES[args.observable], args.truth, args.events, seed=1000 + args.seed_offset + i)
-        res, _ = fit.fit_alphas([target], n_mc=args.mc_events, seed=5000 + args.seed_offset + i, start=0.122, max_steps=10, scan=False, progress=False)
+        res, _ = fit.fit_alphas([target], n_mc=args.mc_events, seed=5000 + args.seed_offset + i, start=0.122, max_steps=10, scan=False, progress=False, jumps=args.jumps)
         pull = (res.alpha_s - args.truth) / res.alpha_s_err_total
         rows.append(dict(seed=i, alpha_s=res.alpha_s, err=res.alpha_s_err, err_mc=res.alpha_s_err_mc, pull=pull,
                          chi2_ndf=res.chi2_ndf, converged=res.converged, n_steps=res.n_steps))
@@ -86,9 +87,9 @@ def merge(args) -> None:
         s = run["summary"]
         if not s.get("complete"):
             raise SystemExit(f"--merge: {path} is not complete")
-        for k in ("truth", "events", "mc_events", "observable"):
-            if s[k] != getattr(args, k):
-                raise SystemExit(f"--merge: {path} has {k} = {s[k]}, not {getattr(args, k)}")
+        for k in ("truth", "events", "mc_events", "observable", "jumps"):
+            if s.get(k, False) != getattr(args, k):
+                raise SystemExit(f"--merge: {path} has {k} = {s.get(k, False)}, not {getattr(args, k)}")
         o = s.get("seed_offset", 0)
         seeds = {o + j for j in range(len(run["experiments"]))}
         if seeds & offsets:
@@ -107,7 +108,7 @@ def write(args, rows, t0, final):
         pull_mean=float(pulls.mean()), pull_mean_err=float(pulls.std(ddof=1) / np.sqrt(n)),
         pull_width=float(pulls.std(ddof=1)), pull_width_err=float(pulls.std(ddof=1) / np.sqrt(2 * (n - 1))),
         n_experiments=n, truth=args.truth, events=args.events, mc_events=args.mc_events,
-        observable=args.observable, seed_offset=args.seed_offset, wall_s=time.perf_counter() - t0,
+        observable=args.observable, seed_offset=args.seed_offset, jumps=args.jumps, wall_s=time.perf_counter() - t0,
         device=f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
         passes=bool(abs(pulls.mean()) <= 0.15 and 0.85 <= pulls.std(ddof=1) <= 1.15),
     )

@@ -106,7 +106,7 @@ def fit_alphas_cmd(
     pythia: bool = typer.Option(False, "--pythia", help="Pseudo-data from Pythia 8 parton level instead."),
     jumps: bool = typer.Option(
         False, "--jumps", help="Derivatives with the surface term of k_T-order swaps (shower jump partners): "
-        "unbiased Fisher error (about 4 % larger), about 2x the time per step."
+        "unbiased Fisher error (about 3 % larger for thrust), about 2x the time per step."
     ),
     x64: bool = X64,
 ) -> None:

@@ -566,7 +566,7 @@ def test_jump_partners_drop_only_commuting_swaps(jump_sample, monkeypatch):
 def test_jump_partner_steps_equal_the_full_colour_search(jump_sample, monkeypatch):
     """The partners' steps come from a local rule (`_jumps._exchanged`: only steps j and
     j + 1 change); they equal the colour-order search run again with the two emissions'
-    order exchanged (`colour_steps(..., swap=j)`), exactly, for every near pair."""
+    κ values exchanged (so that the other one comes first), exactly, for every near pair."""
     from diffhep.shower._cascade import emission_order_values
     from diffhep.shower._shower import colour_steps
 
@@ -574,10 +574,13 @@ def test_jump_partner_steps_equal_the_full_colour_search(jump_sample, monkeypatc
     monkeypatch.setattr(shower._jumps, "_commute", lambda steps, j: jnp.zeros(j.shape, bool))
     every = shower.jump_partners(lay, m, min_partners=UNIT_SLOTS)
     live = np.asarray(every.live)
-    emitted = np.asarray(lay.steps.emitted)[np.asarray(every.event)]
-    j = jnp.asarray(np.argmax(emitted == 2 + np.asarray(every.first)[:, None], axis=1), jnp.int32)
-    search = jax.jit(jax.vmap(lambda s, j: colour_steps(m, emission_order_values(m, s), swap=j)))
-    full = search(every.layout.structure, j)
+
+    def search(st, a, b):
+        em = emission_order_values(m, st)
+        kappa = em.kappa.at[a].set(em.kappa[b]).at[b].set(em.kappa[a])
+        return colour_steps(m, em._replace(kappa=kappa))
+
+    full = jax.jit(jax.vmap(search))(every.layout.structure, every.first, every.second)
     for name, a, b in zip(full._fields, full, every.layout.steps):
         np.testing.assert_array_equal(np.asarray(a)[live], np.asarray(b)[live], err_msg=name)
 

@@ -89,15 +89,14 @@ def _padded_size(n_real: int, n_events: int, at_least: int, headroom: float) -> 
 
 
 @eqx.filter_jit
-def _near_pairs(lay: Layout, window: float) -> tuple[Bool[Array, "n pairs"], Int[Array, "n slots"]]:
+def _near_pairs(lay: Layout, window: float) -> Bool[Array, "n pairs"]:
     """Per event and step j: whether the emissions of steps j and j + 1 (adjacent in κ
     order: the steps apply the emissions by decreasing κ) are both valid and closer
-    than `window` in κ; and each step's emission slot."""
+    than `window` in κ."""
     steps = lay.steps
     slots = jnp.maximum(steps.emitted - 2, 0)
     k = jnp.where(steps.valid, jnp.take_along_axis(lay.structure.kappa, slots, axis=1), -jnp.inf)
-    near = steps.valid[:, 1:] & (k[:, :-1] - k[:, 1:] < window)
-    return near, slots
+    return steps.valid[:, 1:] & (k[:, :-1] - k[:, 1:] < window)
 
 
 def _pair(steps: Steps, j: Array) -> tuple[Array, ...]:
@@ -123,7 +122,8 @@ def _exchanged(steps: Steps, j: Array) -> Steps:
     it (r2 = e1, l2 = l1) or elsewhere. Without e1, e2 is radiated by e1's dipole in
     the first two cases and by its own otherwise; e1 then by (l1, e2), (e2, r1) or
     (l1, r1). Later steps see the same partons present and do not change. (Equal to
-    `colour_steps(..., swap=j)`, the full search; tested.) Rows with j < 0 stay."""
+    the full colour-order search with the two κ exchanged; tested.) Rows with j < 0
+    stay."""
     keep, j = j < 0, jnp.maximum(j, 0)
     e1, l1, r1, e2, l2, r2 = _pair(steps, j)
     right_of, left_of = l2 == e1, r2 == e1
@@ -156,8 +156,7 @@ def jump_partners(
         raise ValueError(f"window must be > 0 (a half width in kappa = ln(kt^2/Lambda^2)), got {window}")
     if not headroom >= 0:
         raise ValueError(f"headroom must be >= 0, got {headroom}")
-    near, order = _near_pairs(lay, float(window))
-    ev, j = np.nonzero(np.asarray(near))
+    ev, j = np.nonzero(np.asarray(_near_pairs(lay, float(window))))
     if ev.size:
         steps = jax.tree.map(lambda x: x[ev], lay.steps)
         keep = ~np.asarray(_commute(steps, jnp.asarray(j, jnp.int32)))
@@ -171,11 +170,11 @@ def jump_partners(
     pad = lambda x, v: jnp.asarray(np.concatenate([x, np.full(size - x.size, x[-1] if x.size else v)]), jnp.int32)  # noqa: E731
     ev, j = pad(ev, 0), pad(j, -1)
     st = jax.tree.map(lambda x: x[ev], lay.structure)
-    steps = _exchanged(jax.tree.map(lambda x: x[ev], lay.steps), j)
+    main = jax.tree.map(lambda x: x[ev], lay.steps)
+    e1, _, _, e2, _, _ = _pair(main, jnp.maximum(j, 0))  # the exchanged emissions' partons
     # The partners in the layout's own sort by emission count, for `realize`'s chunks.
-    partners = Layout(lay.keys[ev], st, steps, _emission_order(st)[0], lay.n_steps)
-    slot = lambda i: jnp.take_along_axis(order[ev], jnp.clip(i, 0, order.shape[1] - 1)[:, None], axis=1)[:, 0]  # noqa: E731
-    return JumpPartners(partners, ev, slot(j), slot(j + 1), live, float(window))
+    partners = Layout(lay.keys[ev], st, _exchanged(main, j), _emission_order(st)[0], lay.n_steps)
+    return JumpPartners(partners, ev, jnp.maximum(e1 - 2, 0), jnp.maximum(e2 - 2, 0), live, float(window))
 
 
 @eqx.filter_jit

@@ -96,21 +96,12 @@ def _tables(model: DiscreteQCD, em: Emissions) -> dict:
     return dict(depth=depth, coord=coord, owner=owner, keys=keys, kappa=kappa)
 
 
-def colour_steps(
-    model: DiscreteQCD,
-    em: Emissions,
-    n_used: int | None = None,
-    n_slots: int | None = None,
-    swap: Array | None = None,
-) -> Steps:
+def colour_steps(model: DiscreteQCD, em: Emissions, n_used: int | None = None, n_slots: int | None = None) -> Steps:
     """Order the emissions by decreasing κ and find each one's dipole (no gradients).
 
     `n_used` (static) bounds the emission slots any event uses: only the q q̄ pair and
     those slots take part in the colour-order search (valid slots come first).
-    `n_slots` (static): the length of the returned steps (default: `em`'s slots).
-    `swap` (traced int, optional): exchange the emissions at positions `swap` and
-    `swap + 1` of the κ order (both valid; < 0: none), the sequence on the other side
-    of the surface where their κ cross (what `jump_partners` builds locally)."""
+    `n_slots` (static): the length of the returned steps (default: `em`'s slots)."""
     em = jax.lax.stop_gradient(em)
     n_all = em.kappa.shape[0] if n_slots is None else int(n_slots)
     n_em = n_all if n_used is None else min(int(n_used), n_all)
@@ -119,10 +110,6 @@ def colour_steps(
     n_part = n_em + 2
     order = jnp.argsort(jnp.where(em.valid, -em.kappa, jnp.inf)).astype(jnp.int32)
     n_valid = jnp.sum(em.valid, dtype=jnp.int32)
-    if swap is not None:
-        j = jnp.clip(swap, 0, max(n_em - 2, 0))
-        exchanged = order.at[j].set(order[j + 1]).at[j + 1].set(order[j])
-        order = jnp.where((swap >= 0) & (swap + 1 < n_valid), exchanged, order)
     slots = jnp.arange(n_part)
 
     def body(carry):

@@ -45,6 +45,35 @@ def test_grouping_matches_numpy(prefix, shards):
             assert np.all(got[len(share):] == n_local)  # padding rows
 
 
+def test_poisson_headroom_and_floor():
+    # A stream of small batches: every size up to the capacity gets floor_rows rows
+    # (also those no event needs), and a bucket holding c events gets c + sigmas·√c.
+    rng = np.random.default_rng(5)
+    n, cap = 40, 20
+    count = np.minimum(rng.poisson(6, n) + 1, cap)
+    mask = np.arange(cap)[None, :] < count[:, None]
+    b = observables.MultiplicityBuckets(mask, sizes=(4, 8, 12, 16), granularity=1, sigmas=4.0, floor_rows=7)
+    assert b.sizes == (4, 8, 12, 16, 20)
+    counts = np.bincount(np.searchsorted(np.asarray(b.sizes), count), minlength=5)
+    for size, c in zip(b.sizes, counts):
+        assert b.rows[size] == max(7, int(np.ceil(c + 4.0 * np.sqrt(c)))), (size, c)
+    # The grouping itself is unchanged: padding rows only.
+    plain = observables.MultiplicityBuckets(mask, sizes=(4, 8, 12, 16), granularity=1)
+    for size, idx in zip(plain.sizes, plain.index):
+        got = np.asarray(b.index[b.sizes.index(size)])
+        np.testing.assert_array_equal(got[: idx.shape[0]], np.asarray(idx))
+        assert np.all(got[idx.shape[0]:] == n)
+    p = jnp.asarray(rng.normal(size=(n, cap, 4)))
+    np.testing.assert_array_equal(b.apply(_thrust, p, mask), plain.apply(_thrust, p, mask))
+    for kw, match in ((dict(sigmas=-1.0), "sigmas must be >= 0"), (dict(floor_rows=-1), "floor_rows must be >= 0")):
+        with pytest.raises(ValueError, match=match):
+            observables.MultiplicityBuckets(mask, **kw)
+
+
+def _thrust(p, m):
+    return observables.thrust(p, m)
+
+
 @pytest.mark.parametrize("prefix", [True, False])
 @pytest.mark.parametrize("shards", [1, 3])
 def test_device_grouping_equals_host(prefix, shards):

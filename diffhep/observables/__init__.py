@@ -2,7 +2,9 @@
 
 All take four-momenta `(E, px, py, pz)` in GeV with an optional `(..., n)` mask
 and return one value per event; all are differentiable (see each docstring for
-what is exact and where kinks lie).
+what is exact and where kinks lie). Each is compiled (`jax.jit`, once per input
+shape), also when called outside `jit`, e.g. from a notebook: op by op, the exact
+thrust of 24 events took 0.75 s, and of 10⁴ events 1.6× the compiled time.
 """
 
 from ._buckets import MultiplicityBuckets as MultiplicityBuckets

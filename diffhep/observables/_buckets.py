@@ -40,6 +40,11 @@ class MultiplicityBuckets(eqx.Module):
     fixed granularity of n/32 made the sparse high-multiplicity buckets, where thrust
     costs O(n³), mostly padding. `min_rows` (size → rows) pins lengths from earlier
     calls; where a bucket outgrows them it is sized for `(1 + headroom)` × its count.
+    `sigmas` adds that many Poisson standard deviations, √count, to the headroom (for
+    a stream of small batches, whose bucket counts fluctuate by far more than a fixed
+    fraction), and `floor_rows` gives every size up to the capacity at least that many
+    rows, also where no event needs it (rare multiplicities come and go between small
+    batches): then one set of shapes serves the stream instead of recompiling.
 
     With `shards` > 1 the events are split into that many equal consecutive shares
     (the devices of `diffhep._devices.over_events`): each share is bucketed on its own
@@ -61,9 +66,15 @@ class MultiplicityBuckets(eqx.Module):
         min_rows: dict[int, int] | None = None,
         headroom: float = 0.0,
         shards: int = 1,
+        sigmas: float = 0.0,
+        floor_rows: int = 0,
     ):
         if headroom < 0:
             raise ValueError(f"headroom must be >= 0, got {headroom}")
+        if sigmas < 0:
+            raise ValueError(f"sigmas must be >= 0, got {sigmas}")
+        if floor_rows < 0:
+            raise ValueError(f"floor_rows must be >= 0, got {floor_rows}")
         shape = np.shape(mask)
         if len(shape) != 2:
             raise ValueError(f"mask must have shape (n_events, capacity), got {shape}")
@@ -90,12 +101,13 @@ class MultiplicityBuckets(eqx.Module):
         used, index = [], []
         for b, size in enumerate(sizes):
             most = int(counts[:, b].max())
-            if most == 0 and size not in pinned:
+            if most == 0 and size not in pinned and not floor_rows:
                 continue
             rows = _round_rows(most, granularity)
             if rows > pinned.get(size, 0):
-                rows = max(rows, _round_rows(math.ceil(most * (1.0 + headroom)), granularity))
-            rows = max(rows, pinned.get(size, 0))
+                grown = most * (1.0 + headroom) + sigmas * math.sqrt(most)
+                rows = max(rows, _round_rows(math.ceil(grown), granularity))
+            rows = max(rows, pinned.get(size, 0), int(floor_rows))
             used.append(size)
             idx = np.full((shards, rows), n_local, np.int32)  # n_local marks padding
             for share in range(shards):

@@ -1,5 +1,6 @@
 """Shared input handling for event-shape kernels."""
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -22,6 +23,7 @@ def prepare(momenta: ArrayLike, mask: ArrayLike | None, name: str) -> tuple[Arra
     return jnp.where(mask[..., None], momenta, 0.0), mask
 
 
+@functools.partial(jax.jit, static_argnames=("kernel", "name", "chunk", "cache_elements"))
 def batched(
     kernel: Callable,
     momenta: ArrayLike,

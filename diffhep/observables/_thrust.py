@@ -32,6 +32,8 @@ everywhere except on the measure-zero set where a particle crosses the plane
 orthogonal to the axis — there thrust itself has a kink.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -143,6 +145,7 @@ def _thrust_event(p: Array, mask: Array) -> tuple[Array, Array]:
     return _thrust_from_signs(p, _thrust_signs(jax.lax.stop_gradient(p[:, 1:])))
 
 
+@functools.partial(jax.jit, static_argnames="name")
 def _thrust_batch(momenta: ArrayLike, mask: ArrayLike | None, name: str) -> tuple[Array, Array]:
     p, _ = prepare(momenta, mask, name)
     batch, n = p.shape[:-2], p.shape[-2]

@@ -54,7 +54,7 @@ def run(sizes: tuple[int, ...] | None = None, repeats: int = 3, seed: int = 2026
         lay = shower.layout(jax.random.key(seed), model, n)
         host = time_python(lambda: shower.jump_partners(lay, model), repeats)
         partners = host.pop("output")
-        mask = jnp.concatenate([lay.mask, partners.layout.mask])
+        mask = partners.join(lay.mask, partners.layout.mask)
         b_plain = observables.MultiplicityBuckets(lay.mask, shards=n_shards(n))
         b_joined = observables.MultiplicityBuckets(mask, shards=n_shards(mask.shape[0]))
         t_plain = time_jax(plain, model.alpha_s, lay, model, b_plain, repeats=repeats)

@@ -29,7 +29,7 @@ EDGES = np.linspace(0.0, 0.3, 16)
 _SCRIPT = textwrap.dedent(
     f"""
     import json, sys
-    import jax, jax.numpy as jnp, jax.random as jr, numpy as np
+    import equinox as eqx, jax, jax.numpy as jnp, jax.random as jr, numpy as np
     jax.config.update("jax_enable_x64", True)
     from diffhep import shower
     from diffhep.fit._template import ShowerTemplate
@@ -40,8 +40,17 @@ _SCRIPT = textwrap.dedent(
     assert len(ev.momenta.sharding.device_set) == 2
     t = ShowerTemplate("thrust", np.asarray({EDGES.tolist()}), {N}, jr.key(6), m)
     f, df, var, _ = t.predict(0.118)
+    tj = ShowerTemplate("thrust", np.asarray({EDGES.tolist()}), {N}, jr.key(6), m, jumps=True)
+    fj, dfj, _, _ = tj.predict(0.118)
+    partners = shower.jump_partners(lay, m)
+    def weights(a):
+        return shower.realize_with_jumps(lay, partners, eqx.tree_at(lambda x: x.alpha_s, m, a))[0].weights
+    hlo = jax.jit(lambda a: jax.jvp(weights, (a,), (jnp.ones_like(a),))).lower(m.alpha_s).compile().as_text()
+    collectives = [op for op in ("all-reduce", "all-gather", "all-to-all", "collective-permute", "reduce-scatter")
+                   if op + "(" in hlo or op + "-start(" in hlo]
     np.savez(sys.argv[1], p=np.asarray(ev.momenta), w=np.asarray(ev.weights), v=np.asarray(lay.steps.valid),
-             f=f, df=df, var=var, shards=t._arrays(0.118)[1].shards)
+             f=f, df=df, var=var, shards=t._arrays(0.118)[1].shards, fj=fj, dfj=dfj,
+             partner_shards=len(partners.first.sharding.device_set), collectives=len(collectives))
     """
 )
 
@@ -77,6 +86,22 @@ def test_sharded_template_equals_one_device(two_devices):
     np.testing.assert_allclose(two_devices["f"], f, rtol=0, atol=1e-14)
     np.testing.assert_allclose(two_devices["df"], df, rtol=0, atol=1e-9 * np.abs(df).max())
     np.testing.assert_allclose(two_devices["var"], var, rtol=1e-10, atol=1e-20)
+
+
+def test_sharded_jump_partners(two_devices):
+    """The template with jump partners on two devices equals one device's (the same
+    tolerances), each device's partners are its own events', and `realize_with_jumps`
+    (and its derivative) runs without any communication between devices: collectives
+    between XLA's CPU devices stalled past their 40 s limit and aborted a 2-core
+    `fit-alphas --jumps`."""
+    assert int(two_devices["partner_shards"]) == 2
+    assert int(two_devices["collectives"]) == 0
+    t = ShowerTemplate("thrust", EDGES, N, jr.key(6), shower.DiscreteQCD(), jumps=True)
+    f, df, _, _ = t.predict(0.118)
+    np.testing.assert_allclose(two_devices["fj"], f, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(two_devices["dfj"], df, rtol=0, atol=1e-9 * np.abs(df).max())
+    plain = ShowerTemplate("thrust", EDGES, N, jr.key(6), shower.DiscreteQCD()).predict(0.118)[1]
+    assert np.abs(df - plain).max() > 1e-3 * np.abs(df).max()  # the partners do move it
 
 
 def test_cli_sets_cpu_devices():

@@ -551,7 +551,7 @@ def test_jump_partners_drop_only_commuting_swaps(jump_sample, monkeypatch):
     with the filter off, every pair the filter drops reproduces its event to 1e-12."""
     m, lay, events, _ = jump_sample
     kept = shower.jump_partners(lay, m)
-    monkeypatch.setattr(shower._jumps, "_commute", lambda steps, j: jnp.zeros(j.shape, bool))
+    monkeypatch.setattr(shower._jumps, "_commuting", lambda steps: jnp.zeros(steps.valid[:, 1:].shape, bool))
     every = shower.jump_partners(lay, m, min_partners=UNIT_SLOTS)
     assert every.n_partners == UNIT_SLOTS
     live = np.asarray(every.live)
@@ -571,7 +571,7 @@ def test_jump_partner_steps_equal_the_full_colour_search(jump_sample, monkeypatc
     from diffhep.shower._shower import colour_steps
 
     m, lay, _, _ = jump_sample
-    monkeypatch.setattr(shower._jumps, "_commute", lambda steps, j: jnp.zeros(j.shape, bool))
+    monkeypatch.setattr(shower._jumps, "_commuting", lambda steps: jnp.zeros(steps.valid[:, 1:].shape, bool))
     every = shower.jump_partners(lay, m, min_partners=UNIT_SLOTS)
     live = np.asarray(every.live)
 

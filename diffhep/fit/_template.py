@@ -105,7 +105,7 @@ class ShowerTemplate:
             if partners.layout is None:
                 partners = None
             else:
-                mask = jnp.concatenate([mask, partners.layout.mask])
+                mask = partners.join(mask, partners.layout.mask)
         buckets = observables.MultiplicityBuckets(
             mask, min_rows=self._shapes.get("rows"), headroom=0.25, shards=n_shards(mask.shape[0])
         )

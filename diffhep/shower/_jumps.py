@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Int
 
+from .._devices import event_mesh, n_shards, over_events
 from .._events import Events
 from ._cascade import emission_values
 from ._model import DiscreteQCD
@@ -77,6 +78,14 @@ class JumpPartners(eqx.Module):
         """Partner slots, padding included (`int(live.sum())` are real)."""
         return int(self.event.shape[0])
 
+    def join(self, events, others):
+        """Per-event PyTrees of the layout's events and of the partners (leading axes
+        `n_events` and `n_partners`, e.g. their masks) joined in `realize_with_jumps`'s
+        order: per device share, its events then its partners (on one device: all
+        events, then all partners). No communication between devices."""
+        n = jax.tree.leaves(events)[0].shape[0]
+        return over_events(_concatenated, n, 2)(events, others)
+
 
 def _padded_size(n_real: int, n_events: int, at_least: int, headroom: float) -> int:
     """`n_real` (times 1 + `headroom` where it exceeds `at_least`) rounded up to a
@@ -93,10 +102,25 @@ def _near_pairs(lay: Layout, window: float) -> Bool[Array, "n pairs"]:
     """Per event and step j: whether the emissions of steps j and j + 1 (adjacent in κ
     order: the steps apply the emissions by decreasing κ) are both valid and closer
     than `window` in κ."""
-    steps = lay.steps
-    slots = jnp.maximum(steps.emitted - 2, 0)
-    k = jnp.where(steps.valid, jnp.take_along_axis(lay.structure.kappa, slots, axis=1), -jnp.inf)
-    return steps.valid[:, 1:] & (k[:, :-1] - k[:, 1:] < window)
+
+    def local(steps, kappa):
+        slots = jnp.maximum(steps.emitted - 2, 0)
+        k = jnp.where(steps.valid, jnp.take_along_axis(kappa, slots, axis=1), -jnp.inf)
+        return steps.valid[:, 1:] & (k[:, :-1] - k[:, 1:] < window)
+
+    # Per device on its own events, as everything here: see `realize_with_jumps`.
+    return over_events(local, lay.n_events, 2)(lay.steps, lay.structure.kappa)
+
+
+@jax.jit
+def _commuting(steps: Steps) -> Bool[Array, "n pairs"]:
+    """Per event and step j: whether steps j and j + 1 commute (`_commutes`)."""
+
+    def local(steps):
+        e, left, right = steps.emitted, steps.left, steps.right
+        return _commutes(e[:, :-1], left[:, :-1], right[:, :-1], left[:, 1:], right[:, 1:])
+
+    return over_events(local, steps.emitted.shape[0], 1)(steps)
 
 
 def _pair(steps: Steps, j: Array) -> tuple[Array, ...]:
@@ -105,12 +129,11 @@ def _pair(steps: Steps, j: Array) -> tuple[Array, ...]:
     return tuple(take(x, i) for i in (j, j + 1) for x in (steps.emitted, steps.left, steps.right))
 
 
-@jax.jit
-def _commute(steps: Steps, j: Array) -> Array:
-    """Whether steps j and j + 1 (per event) commute: the second emission's dipole
-    neither contains the first emission nor shares a parton with the first's dipole.
-    Then in the other order each is radiated by the same dipole from the same momenta."""
-    e1, l1, r1, _, l2, r2 = _pair(steps, j)
+def _commutes(e1: Array, l1: Array, r1: Array, l2: Array, r2: Array) -> Array:
+    """Whether two successive steps (emitted, left, right) commute: the second
+    emission's dipole (l2, r2) neither contains the first emission e1 nor shares a
+    parton with the first's dipole (l1, r1). Then in the other order each is radiated
+    by the same dipole from the same momenta."""
     return (l2 != e1) & (r2 != e1) & (l2 != l1) & (l2 != r1) & (r2 != l1) & (r2 != r1)
 
 
@@ -148,64 +171,99 @@ def jump_partners(
     the default window, 1.1 pairs per event are that close and 0.48 per event do not
     commute (window 0.05: 0.25, 0.2: 0.88).
 
-    The partner count is padded (`live` False) to at least `min_partners` and, where
-    it needs more, to (1 + `headroom`) × its count rounded up to a multiple of 1.6-3.1 %
-    of the events (64 below 2048 events): callers that handle many layouts pass their
-    largest `n_partners` so far, so that shapes (and compilations) stay."""
+    Where `lay`'s events are split over devices (`diffhep._devices.over_events`), the
+    partners are too, each with its event's device: share k of the partners belongs to
+    share k of the events, so that `realize_with_jumps` needs no communication between
+    devices. Each share's count is padded (`live` False) to the same size: at least
+    `min_partners` over all shares and, where they need more, (1 + `headroom`) × the
+    largest share's count rounded up to a multiple of 1.6-3.1 % of the share's events
+    (64 below 2048 events): callers that handle many layouts pass their largest
+    `n_partners` so far, so that shapes (and compilations) stay."""
     if not window > 0:
         raise ValueError(f"window must be > 0 (a half width in kappa = ln(kt^2/Lambda^2)), got {window}")
     if not headroom >= 0:
         raise ValueError(f"headroom must be >= 0, got {headroom}")
-    ev, j = np.nonzero(np.asarray(_near_pairs(lay, float(window))))
-    if ev.size:
-        steps = jax.tree.map(lambda x: x[ev], lay.steps)
-        keep = ~np.asarray(_commute(steps, jnp.asarray(j, jnp.int32)))
-        ev, j = ev[keep], j[keep]
-    size = _padded_size(ev.size, lay.n_events, min_partners, headroom)
+    ev, j = np.nonzero(np.asarray(_near_pairs(lay, float(window))) & ~np.asarray(_commuting(lay.steps)))
+    shares = n_shards(lay.n_events)
+    n_local = lay.n_events // shares
+    share = ev // n_local  # `ev` ascends: each share's partners are a contiguous run
+    counts = np.bincount(share, minlength=shares)
+    size = _padded_size(int(counts.max(initial=0)), n_local, -(-int(min_partners) // shares), headroom)
+    if shares == 1 and size and len(jax.devices()) > 1 and event_mesh(size) is not None:
+        # Events that the devices do not divide run on one device: so must their partners.
+        size += 1
     if size == 0:
         empty = jnp.zeros(0, jnp.int32)
         return JumpPartners(None, empty, empty, empty, jnp.zeros(0, bool), float(window))
-    live = jnp.asarray(np.arange(size) < ev.size)
-    # Padding, never live: copies of the last partner, or event 0 unchanged (j = −1).
-    pad = lambda x, v: jnp.asarray(np.concatenate([x, np.full(size - x.size, x[-1] if x.size else v)]), jnp.int32)  # noqa: E731
-    ev, j = pad(ev, 0), pad(j, -1)
-    st = jax.tree.map(lambda x: x[ev], lay.structure)
-    main = jax.tree.map(lambda x: x[ev], lay.steps)
-    e1, _, _, e2, _, _ = _pair(main, jnp.maximum(j, 0))  # the exchanged emissions' partons
+    # Per share: its partners, then padding, never live: copies of its last partner, or
+    # its first event unchanged (j = −1).
+    rows = [np.nonzero(share == k)[0] for k in range(shares)]
+    pad = lambda x, r, v: np.concatenate([x[r], np.full(size - r.size, x[r[-1]] if r.size else v)])  # noqa: E731
+    live = jnp.asarray(np.concatenate([np.arange(size) < r.size for r in rows]))
+    j = jnp.asarray(np.concatenate([pad(j, r, -1) for r in rows]), jnp.int32)
+    ev = jnp.asarray(np.concatenate([pad(ev, r, k * n_local) for k, r in enumerate(rows)]), jnp.int32)
+    keys, st, steps, first, second = _partner_content(lay, ev, j)
     # The partners in the layout's own sort by emission count, for `realize`'s chunks.
-    partners = Layout(lay.keys[ev], st, _exchanged(main, j), _emission_order(st)[0], lay.n_steps)
-    return JumpPartners(partners, ev, jnp.maximum(e1 - 2, 0), jnp.maximum(e2 - 2, 0), live, float(window))
+    partners = Layout(keys, st, steps, _emission_order(st)[0], lay.n_steps)
+    return JumpPartners(partners, ev, first, second, live, float(window))
 
 
 @eqx.filter_jit
-def _gaps(partners: JumpPartners, model: DiscreteQCD) -> Array:
-    """κ_first − κ_second of every partner, differentiably in the model's leaves."""
-    lay = partners.layout
-    values = jax.vmap(lambda st: emission_values(model, st, lay.n_steps).kappa)(lay.structure)
+def _partner_content(lay: Layout, ev: Array, j: Array):
+    """The partners' keys, structures and steps (their events' with steps j and j + 1
+    exchanged), and the slots of the two exchanged emissions; each device gathers from
+    its own share of `lay` (`ev` global, grouped by share)."""
+
+    def local(keys, st, steps, ev, j):
+        i = ev % keys.shape[0]
+        take = lambda tree: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
+        main = take(steps)
+        e1, _, _, e2, _, _ = _pair(main, jnp.maximum(j, 0))
+        return take(keys), take(st), _exchanged(main, j), jnp.maximum(e1 - 2, 0), jnp.maximum(e2 - 2, 0)
+
+    return over_events(local, lay.n_events, 5)(lay.keys, lay.structure, lay.steps, ev, j)
+
+
+def _concatenated(a, b):
+    return jax.tree.map(lambda x, y: jnp.concatenate([x, y]), a, b)
+
+
+def _joined(main: Events, flags: Array, others: Events, st, first, second, live, event, model, window, n_steps):
+    """One device's share of `realize_with_jumps`: the gaps g of its partners, the
+    weights that carry the surface term, and its events followed by its partners."""
+    values = jax.vmap(lambda s: emission_values(model, s, n_steps).kappa)(st)
     take = lambda i: jnp.take_along_axis(values, i[:, None], axis=1)[:, 0]  # noqa: E731
-    return take(partners.first) - take(partners.second)
+    g = take(first) - take(second)  # κ_first − κ_second, differentiably
+    c = jnp.where(live, g - jax.lax.stop_gradient(g), 0.0) / (2.0 * window)
+    n_local = main.weights.shape[0]
+    # `event` is global; within its share it is `event mod n_local`.
+    scale = 1.0 + jnp.zeros(n_local, c.dtype).at[event % n_local].add(c)
+    joined = _concatenated(
+        Events(main.momenta, main.mask, main.pdg, main.weights * scale),
+        Events(others.momenta, others.mask, others.pdg, -c * others.weights),
+    )
+    return joined, jnp.concatenate([flags, jnp.zeros(live.shape[0], bool)])
 
 
 def realize_with_jumps(
     lay: Layout, partners: JumpPartners, model: DiscreteQCD, chunk: int | None = None
 ) -> tuple[Events, Bool[Array, " n"]]:
-    """`realize(lay, model)` followed by the partners' events, weighted so that the
-    derivative of any weighted sum over the events includes the surface term of
-    k⊥-order swaps (module docs). Values equal `realize`'s: the first `lay.n_events`
-    events are `realize`'s, the partners weigh exactly 0. Use weighted statistics
-    (unweighted ones would count the partners). Returns `(Events, overflow)` with
-    `lay.n_events + partners.n_partners` events."""
+    """`realize(lay, model)` and the partners' events, weighted so that the derivative
+    of any weighted sum over the events includes the surface term of k⊥-order swaps
+    (module docs). Values equal `realize`'s and the partners weigh exactly 0. Use
+    weighted statistics (unweighted ones would count the partners).
+
+    Returns `(Events, overflow)` with `lay.n_events + partners.n_partners` events in
+    the order of `JumpPartners.join`: on one device `realize`'s events, then the partners; where
+    the events are split over devices, each device's share of them followed by its
+    share of the partners (so that no device waits for another: collectives between
+    XLA's CPU devices could stall for their 40 s limit and abort the process)."""
     events, overflow = realize(lay, model, chunk)
     if partners.layout is None:
         return events, overflow
     others, _ = realize(partners.layout, model, chunk)
-    g = _gaps(partners, model)
-    c = jnp.where(partners.live, g - jax.lax.stop_gradient(g), 0.0) / (2.0 * partners.window)
-    scale = 1.0 + jnp.zeros(lay.n_events, c.dtype).at[partners.event].add(c)
-    joined = jax.tree.map(
-        lambda a, b: jnp.concatenate([a, b]),
-        Events(events.momenta, events.mask, events.pdg, events.weights * scale),
-        Events(others.momenta, others.mask, others.pdg, -c * others.weights),
+    p = partners
+    local = lambda *a: _joined(*a, p.window, p.layout.n_steps)  # noqa: E731
+    return over_events(local, lay.n_events, 8, 1)(
+        events, overflow, others, p.layout.structure, p.first, p.second, p.live, p.event, model
     )
-    flags = jnp.concatenate([overflow, jnp.zeros(partners.n_partners, bool)])
-    return joined, flags

@@ -64,14 +64,14 @@ def test_poisson_headroom_and_floor():
         np.testing.assert_array_equal(got[: idx.shape[0]], np.asarray(idx))
         assert np.all(got[idx.shape[0]:] == n)
     p = jnp.asarray(rng.normal(size=(n, cap, 4)))
-    np.testing.assert_array_equal(b.apply(_thrust, p, mask), plain.apply(_thrust, p, mask))
+    np.testing.assert_array_equal(b.apply(_energy, p, mask), plain.apply(_energy, p, mask))
     for kw, match in ((dict(sigmas=-1.0), "sigmas must be >= 0"), (dict(floor_rows=-1), "floor_rows must be >= 0")):
         with pytest.raises(ValueError, match=match):
             observables.MultiplicityBuckets(mask, **kw)
 
 
-def _thrust(p, m):
-    return observables.thrust(p, m)
+def _energy(p, m):
+    return jnp.sum(jnp.where(m, p[..., 0], 0.0), axis=-1)
 
 
 @pytest.mark.parametrize("prefix", [True, False])

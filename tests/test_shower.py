@@ -585,6 +585,27 @@ def test_jump_partner_steps_equal_the_full_colour_search(jump_sample, monkeypatc
         np.testing.assert_array_equal(np.asarray(a)[live], np.asarray(b)[live], err_msg=name)
 
 
+def test_realize_jvp_matches_finite_differences(jump_sample):
+    """`shower.realize_jvp` (one compiled forward-mode pass; the fit's and the design
+    loop's) returns `realize`'s events, and d(momenta, weights)/dα_s equal to the
+    central difference of `realize` with the layout fixed (h = 1e-6: to 1e-6 of the
+    largest, where the difference's truncation and rounding are ≈ 1e-8)."""
+    m, lay, events, _ = jump_sample
+    got, d_momenta, d_weights = shower.realize_jvp(lay, m)
+    np.testing.assert_allclose(np.asarray(got.momenta), np.asarray(events.momenta), rtol=0, atol=1e-12 * SQRT_S)
+    np.testing.assert_allclose(np.asarray(got.weights), np.asarray(events.weights), rtol=1e-12)
+    np.testing.assert_array_equal(np.asarray(got.mask), np.asarray(events.mask))
+    h = 1e-7
+    up, down = (shower.realize(lay, eqx.tree_at(lambda x: x.alpha_s, m, m.alpha_s + s))[0] for s in (h, -h))
+    for ad, fd in (
+        (d_momenta, (up.momenta - down.momenta) / (2 * h)),
+        (d_weights, (up.weights - down.weights) / (2 * h)),
+    ):
+        ad, fd = np.asarray(ad), np.asarray(fd)
+        assert np.all(np.isfinite(ad))
+        np.testing.assert_allclose(ad, fd, rtol=0, atol=1e-6 * np.abs(fd).max())
+
+
 def test_jump_partners_padding_only(jump_sample):
     """With no pair inside the window but slots asked for, every slot is padding: event
     0 with its own steps, never live, weight 0; the events before it are unchanged."""

@@ -152,9 +152,8 @@ def draw_sample(key: PRNGKeyArray, problem: DesignProblem) -> Sample:
     shapes = problem._shapes
     lay = shower.layout(k_shower, model, problem.n_events, min_steps=shapes.get("n_steps", 24))
 
-    (mom, w), (dmom, dw), pdg = _realize_jvp(lay, model)
-    mask = lay.mask
-    events = Events(mom, mask, pdg, w)
+    events, dmom, dw = shower.realize_jvp(lay, model)
+    mom, mask = events.momenta, events.mask
     # Shapes only grow, so that a loop over fresh samples compiles a few times at most
     # (each compilation of the objective and its gradient: 10-20 s on a CPU). Small
     # samples gain and lose their rare multiplicities from step to step, and their
@@ -174,19 +173,6 @@ def draw_sample(key: PRNGKeyArray, problem: DesignProblem) -> Sample:
     noise = draw_noise(k_noise, events.n_events, events.capacity, mom.dtype)
     axis = _thrust_axis(mom, mask)
     return Sample(events, dmom, dw, noise, buckets, axis)
-
-
-@eqx.filter_jit
-def _realize_jvp(lay: shower.Layout, model: shower.DiscreteQCD):
-    """Momenta and weights of `lay`'s events and their tangents in α_s, and the PDG codes."""
-
-    def realize(a):
-        ev, _ = shower.realize(lay, eqx.tree_at(lambda m: m.alpha_s, model, a))
-        return (ev.momenta, ev.weights), ev.pdg
-
-    a0 = model.alpha_s
-    primals, tangents, pdg = jax.jvp(realize, (a0,), (jnp.ones_like(a0),), has_aux=True)
-    return primals, tangents, pdg
 
 
 # Compiled: op by op, the exact thrust of 24 events took 0.75 s per sample.

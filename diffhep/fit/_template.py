@@ -121,10 +121,10 @@ class ShowerTemplate:
         for further events (`key`); for the template's own, followed by the jump
         partners' (weight 0) where `jumps`."""
         lay, buckets, h, partners, mask = self._arrays(alpha_s, key, self.jumps and key is None)
-        a = jnp.asarray(alpha_s, self.base.alpha_s.dtype)
         # Three separately compiled pieces (shower, observable per multiplicity bucket,
         # histogram), so that a changed bucket length recompiles only its bucket.
-        (p, w), (dp, dw) = _realize_jvp(a, jnp.ones_like(a), lay, self.base, partners)
+        events, dp, dw = shower.realize_jvp(lay, self.model(alpha_s), partners)
+        p, w = events.momenta, events.weights
         x, dx = buckets.jvp(event_shape(self.observable), p, dp, mask)
         overflow = float(np.mean(np.asarray(lay.structure.overflow)))
         return (x, dx, w, dw), h, overflow
@@ -195,16 +195,6 @@ def _normalised_histogram(x, w, edges, h):
     k = hard + (soft - jax.lax.stop_gradient(soft))  # hard value, soft derivative
     total = jnp.sum(w)
     return (w @ k) / total, ((w * w) @ k) / total**2
-
-
-@eqx.filter_jit
-def _realize_jvp(alpha_s, tangent, lay, base, partners=None):
-    def f(a):
-        m = _with_alpha(base, a)
-        events, _ = shower.realize(lay, m) if partners is None else shower.realize_with_jumps(lay, partners, m)
-        return events.momenta, events.weights
-
-    return jax.jvp(f, (alpha_s,), (tangent,))
 
 
 @eqx.filter_jit

@@ -11,6 +11,7 @@ from ._model import (
 from ._jumps import (
     JumpPartners as JumpPartners,
     jump_partners as jump_partners,
+    realize_jvp as realize_jvp,
     realize_with_jumps as realize_with_jumps,
 )
 from ._shower import (

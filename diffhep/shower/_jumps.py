@@ -45,7 +45,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Int
+from jaxtyping import Array, Bool, Float, Int
 
 from .._devices import event_mesh, n_shards, over_events
 from .._events import Events
@@ -267,3 +267,22 @@ def realize_with_jumps(
     return over_events(local, lay.n_events, 8, 1)(
         events, overflow, others, p.layout.structure, p.first, p.second, p.live, p.event, model
     )
+
+
+@eqx.filter_jit
+def realize_jvp(
+    lay: Layout, model: DiscreteQCD, partners: JumpPartners | None = None
+) -> tuple[Events, Float[Array, "n slots 4"], Float[Array, " n"]]:
+    """`realize(lay, model)`, or `realize_with_jumps(lay, partners, model)`, and the
+    derivative of its momenta and weights in α_s with the layout held fixed, from one
+    compiled forward-mode pass: `(events, d_momenta, d_weights)`, the derivatives in
+    GeV and per unit α_s. Compiled once per shape of `lay` (and `partners`)."""
+
+    def f(a):
+        m = eqx.tree_at(lambda m: m.alpha_s, model, a)
+        events, _ = realize(lay, m) if partners is None else realize_with_jumps(lay, partners, m)
+        return (events.momenta, events.weights), events
+
+    a = model.alpha_s
+    _, (d_momenta, d_weights), events = jax.jvp(f, (a,), (jnp.ones_like(a),), has_aux=True)
+    return events, d_momenta, d_weights

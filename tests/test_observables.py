@@ -26,8 +26,9 @@ GRAD_EPS = 1e-6
 GRAD_TOL = 1e-6
 
 # Value tests call jitted observables: one compilation per input shape, reused across
-# tests (eager dispatch compiles every primitive per shape, several times slower).
-# `test_thrust_jit_matches_eager_without_recompiling` compares with eager calls.
+# tests. (The public functions are jitted themselves; these wrappers also fix the
+# compiled signature per test.) `test_thrust_jit_matches_eager_without_recompiling`
+# compares with calls outside jit.
 thrust = jax.jit(O.thrust)
 thrust_axis = jax.jit(O.thrust_axis)
 thrust_and_axis = jax.jit(O.thrust_and_axis)

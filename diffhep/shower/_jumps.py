@@ -20,7 +20,8 @@ estimate is unbiased to O(window²) (symmetric window); its variance grows like
 
 It enters through the weights, so that every weighted sum of per-event quantities
 (histograms, means, ratios of sums) gets it by the chain rule: `realize_with_jumps`
-returns the events followed by their partners, with
+returns the events followed by their partners (per device, where the events are
+split over devices: `JumpPartners.join`), with
 
     w_event → w_event · (1 + Σ c),   w_partner = −c · w_partner,
     c = (g − stop_gradient(g)) / (2·window),

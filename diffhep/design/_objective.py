@@ -166,10 +166,8 @@ def draw_sample(key: PRNGKeyArray, problem: DesignProblem) -> Sample:
         mask, granularity=granule, min_rows=shapes.get("rows"), sigmas=4.0,
         floor_rows=min(problem.n_events, max(granule, 32)),
     )
-    rows = dict(shapes.get("rows", {}))
-    for size, r in buckets.rows.items():
-        rows[size] = max(rows.get(size, 0), r)
-    shapes.update(n_steps=lay.n_steps, rows=rows)
+    # Built with min_rows: at least the old rows of every size kept (see the template's).
+    shapes.update(n_steps=lay.n_steps, rows={**shapes.get("rows", {}), **buckets.rows})
     noise = draw_noise(k_noise, events.n_events, events.capacity, mom.dtype)
     axis = observables.thrust_axis(mom, mask)
     return Sample(events, dmom, dw, noise, buckets, axis)

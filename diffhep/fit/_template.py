@@ -109,17 +109,16 @@ class ShowerTemplate:
         buckets = observables.MultiplicityBuckets(
             mask, min_rows=self._shapes.get("rows"), headroom=0.25, shards=n_shards(mask.shape[0])
         )
-        rows = dict(self._shapes.get("rows", {}))
-        for size, r in buckets.rows.items():
-            rows[size] = max(rows.get(size, 0), r)
-        self._shapes.update(n_steps=lay.n_steps, rows=rows)
+        # Built with min_rows, the buckets hold at least the old rows of every size they
+        # keep; sizes above a smaller capacity than before keep their old entry.
+        self._shapes.update(n_steps=lay.n_steps, rows={**self._shapes.get("rows", {}), **buckets.rows})
         h = self.bandwidth * float(np.min(np.diff(self.edges)))
         return lay, buckets, h, partners, mask
 
     def _events_jvp(self, alpha_s: float, key: Array | None = None):
         """Per-event observable and weight, with their α_s derivatives: `(n_mc,)` each
-        for further events (`key`); for the template's own, followed by the jump
-        partners' (weight 0) where `jumps`."""
+        for further events (`key`); for the template's own and, where `jumps`, their
+        partners (weight 0) in `JumpPartners.join`'s order."""
         lay, buckets, h, partners, mask = self._arrays(alpha_s, key, self.jumps and key is None)
         # Three separately compiled pieces (shower, observable per multiplicity bucket,
         # histogram), so that a changed bucket length recompiles only its bucket.

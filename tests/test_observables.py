@@ -198,6 +198,35 @@ def test_thrust_generic_chunks_and_degenerate_fallback(rng, monkeypatch):
     np.testing.assert_allclose(t, brute_thrust(p), rtol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["generic", "planar", "duplicates", "axis_aligned"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_thrust_written_out_products_equal_matrix_products(rng, monkeypatch, kind, dtype):
+    # The GPU form of the enumeration (`_written_out`: elementwise products and sums,
+    # which XLA fuses, instead of small GEMMs) run here on the CPU: the same hemisphere
+    # signs and degenerate flags, and T equal to round-off, in both precisions. With
+    # duplicated particles the triple products that vanish exactly come out 0 or ±1e-17
+    # depending on the order of the sums, so the flags (and the signs of tied
+    # duplicates) may differ there; T may not.
+    from diffhep.observables import _thrust
+
+    p = random_events(rng, 40, N_PARTICLES, kind).astype(dtype)
+    p3 = jnp.asarray(p[..., 1:])
+    matrix = jax.vmap(_thrust._thrust_signs_generic)(p3), jax.vmap(_thrust._thrust_signs)(p3)
+    t_matrix = np.asarray(O.thrust(p))
+    monkeypatch.setattr(_thrust, "_written_out", lambda: True)
+    written = jax.vmap(_thrust._thrust_signs_generic)(p3), jax.vmap(_thrust._thrust_signs)(p3)
+    if kind != "duplicates":
+        jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), matrix, written)
+    _thrust._thrust_batch.clear_cache()  # trace again with the written-out products
+    try:
+        t_written = np.asarray(O.thrust(p))
+    finally:
+        _thrust._thrust_batch.clear_cache()
+    np.testing.assert_allclose(t_written, t_matrix, rtol=4 * np.finfo(dtype).eps, atol=0)
+    if dtype == np.float64:
+        np.testing.assert_allclose(t_written, brute_thrust(p), rtol=1e-12)
+
+
 def test_thrust_axis_properties(rng):
     p = random_events(rng, N_EVENTS, N_PARTICLES)
     t, axis = thrust_and_axis(p)

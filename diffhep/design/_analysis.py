@@ -66,7 +66,7 @@ def fisher_from_jacobian(expected: Float[ArrayLike, " b"], jacobian: Float[Array
     nu = jnp.asarray(expected)
     jac = jnp.asarray(jacobian)
     inv = safe_div(1.0, nu)
-    return jnp.einsum("bi,b,bj->ij", jac, inv, jac)
+    return jnp.einsum("bi,b,bj->ij", jac, inv, jac, precision=jax.lax.Precision.HIGHEST)
 
 
 def expected_uncertainty(fisher: Float[ArrayLike, "p p"]) -> Float[Array, " p"]:

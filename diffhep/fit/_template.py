@@ -193,7 +193,7 @@ def _normalised_histogram(x, w, edges, h):
     hard = jax.nn.one_hot(idx, nb + 1, dtype=soft.dtype)
     k = hard + (soft - jax.lax.stop_gradient(soft))  # hard value, soft derivative
     total = jnp.sum(w)
-    return (w @ k) / total, ((w * w) @ k) / total**2
+    return jnp.dot(w, k, precision=jax.lax.Precision.HIGHEST) / total, jnp.dot(w * w, k, precision=jax.lax.Precision.HIGHEST) / total**2
 
 
 @eqx.filter_jit

@@ -613,7 +613,7 @@ def _quadratic_form_jvp(sym, primals, tangents):
     c = jnp.asarray(np.array(sym), dtype=jamps.real.dtype)
     # d Re(J† C J) = 2 Re(J† C dJ) for a real symmetric C.
     out = 2.0 * (
-        jnp.einsum("hi...,ij,hj...->...", jamps.real, c, tangent.real)
-        + jnp.einsum("hi...,ij,hj...->...", jamps.imag, c, tangent.imag)
+        jnp.einsum("hi...,ij,hj...->...", jamps.real, c, tangent.real, precision=jax.lax.Precision.HIGHEST)
+        + jnp.einsum("hi...,ij,hj...->...", jamps.imag, c, tangent.imag, precision=jax.lax.Precision.HIGHEST)
     )
     return _quadratic_form(sym, jamps), out

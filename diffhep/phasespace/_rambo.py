@@ -57,7 +57,7 @@ def _rambo_kernel(u: Array, sqrt_s: Array, masses: Array) -> tuple[Array, Array]
     x = sqrt_s / big_m
     gamma = big_q0 / big_m
     a = 1.0 / (1.0 + gamma)
-    bq = q3 @ b
+    bq = jnp.matmul(q3, b, precision=jax.lax.Precision.HIGHEST)
     p0 = x * (gamma * q0 + bq)
     p3 = x * (q3 + b[None, :] * q0[:, None] + (a * bq)[:, None] * b[None, :])
     w0 = massless_volume(n, sqrt_s)

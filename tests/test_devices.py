@@ -8,13 +8,11 @@ sharded side runs in a subprocess with `--xla_force_host_platform_device_count=2
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import textwrap
 
-import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -48,9 +46,17 @@ _SCRIPT = textwrap.dedent(
     hlo = jax.jit(lambda a: jax.jvp(weights, (a,), (jnp.ones_like(a),))).lower(m.alpha_s).compile().as_text()
     collectives = [op for op in ("all-reduce", "all-gather", "all-to-all", "collective-permute", "reduce-scatter")
                    if op + "(" in hlo or op + "-start(" in hlo]
+    # 601 events: the devices do not divide them, so they run on one device, and so
+    # must their partners (`jump_partners` pads their count to one the devices do not
+    # divide either).
+    lay_odd = shower.layout(jr.key(7), m, 601)
+    partners_odd = shower.jump_partners(lay_odd, m)
+    ev_odd, _ = shower.realize_with_jumps(lay_odd, partners_odd, m)
     np.savez(sys.argv[1], p=np.asarray(ev.momenta), w=np.asarray(ev.weights), v=np.asarray(lay.steps.valid),
              f=f, df=df, var=var, shards=t._arrays(0.118)[1].shards, fj=fj, dfj=dfj,
-             partner_shards=len(partners.first.sharding.device_set), collectives=len(collectives))
+             partner_shards=len(partners.first.sharding.device_set), collectives=len(collectives),
+             odd_partners=partners_odd.n_partners, odd_live=int(partners_odd.live.sum()),
+             odd_w=np.asarray(ev_odd.weights), odd_shards=len(ev_odd.weights.sharding.device_set))
     """
 )
 
@@ -102,6 +108,21 @@ def test_sharded_jump_partners(two_devices):
     np.testing.assert_allclose(two_devices["dfj"], df, rtol=0, atol=1e-9 * np.abs(df).max())
     plain = ShowerTemplate("thrust", EDGES, N, jr.key(6), shower.DiscreteQCD()).predict(0.118)[1]
     assert np.abs(df - plain).max() > 1e-3 * np.abs(df).max()  # the partners do move it
+
+
+def test_unsharded_events_keep_their_partners_unsharded(two_devices):
+    """601 events on two devices run unsplit; their partners' padded count is made one
+    the devices do not divide, so they stay with the events: the same live partners as
+    on one device, weights equal to `realize`'s for the events and 0 for the partners."""
+    m = shower.DiscreteQCD()
+    lay = shower.layout(jr.key(7), m, 601)
+    partners = shower.jump_partners(lay, m)
+    assert int(two_devices["odd_live"]) == int(partners.live.sum()) > 0
+    assert int(two_devices["odd_partners"]) % 2 == 1 and int(two_devices["odd_shards"]) == 1
+    w = two_devices["odd_w"]
+    assert w.shape == (601 + int(two_devices["odd_partners"]),)
+    np.testing.assert_allclose(w[:601], np.asarray(shower.realize(lay, m)[0].weights), rtol=1e-12)
+    assert np.all(w[601:] == 0.0)
 
 
 def test_cli_sets_cpu_devices():

@@ -151,6 +151,14 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # e.g. out of memory: record, go on
                 result["sweep"].append({"setting": f"{field}={value}", "error": str(exc)[:500]})
                 print(field, value, "failed:", str(exc)[:300], flush=True)
+        # Slot tiers of the colour order and `realize` (`_shower._by_busiest`).
+        default_tiers = _shower._FEW_EMISSIONS_TIERS
+        try:
+            _shower._FEW_EMISSIONS_TIERS = (8, 16)
+            jax.clear_caches()
+            phases("few_emissions_tiers=8,16", {"steps", "realize"})
+        finally:
+            _shower._FEW_EMISSIONS_TIERS = default_tiers
     return 0
 
 

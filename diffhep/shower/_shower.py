@@ -330,8 +330,13 @@ def _structures(keys: Array, model: DiscreteQCD) -> Structure:
 
 
 # Emission slots and colour-key levels of the colour-order search and `realize` for
-# chunks of events with few emissions and shallow folds (`_by_busiest`).
+# chunks of events with few emissions and shallow folds (`_by_busiest`). More tiers
+# compile more branches: one core, 10⁵ events, tiers (8, 16) against (16,): colour
+# order 0.434 → 0.391 s, `realize` 0.787 → 0.737 s, but compiles +0.8 s and +2.8 s,
+# which the 60 s CPU demo cannot spare (`benchmarks/profile_shower.py --sweep` times
+# them on a GPU).
 _FEW_EMISSIONS = 16
+_FEW_EMISSIONS_TIERS = (_FEW_EMISSIONS,)
 _SHALLOW_LEVELS = 6
 
 
@@ -400,11 +405,11 @@ def _busiest_deepest(st: Structure) -> tuple[Array, Array]:
 
 def _by_busiest(counts: Array, depths: Array, n_full: int, st: Structure, run: Callable):
     """`run(n, levels)` for a chunk of events with these emission `counts` and fold
-    `depths` (`_busiest_deepest`): on n = `_FEW_EMISSIONS` slots and the first
-    `_SHALLOW_LEVELS` levels of the colour keys if the chunk's busiest event has at most
-    that many emissions and its deepest fold nesting at most that many levels (the
-    maxima are unbatched scalars: a real branch), else on `n_full` slots and all of
-    `st`'s levels.
+    `depths` (`_busiest_deepest`): on n slots, the smallest of `_FEW_EMISSIONS_TIERS`
+    (default just `_FEW_EMISSIONS`) that holds the chunk's busiest event, and the first
+    `_SHALLOW_LEVELS` levels of the colour keys, if its deepest fold nesting has at
+    most that many levels (the maxima are unbatched scalars: a real branch), else on
+    `n_full` slots and all of `st`'s levels.
 
     The colour-order search and `realize`'s momentum table cost O(slots) per emission,
     and the key comparisons and Lund distances O(levels); at α_s = 0.118, 95 % of
@@ -414,11 +419,16 @@ def _by_busiest(counts: Array, depths: Array, n_full: int, st: Structure, run: C
     and no distance. One core, 10⁵ events, with the 6-level branch: colour order
     0.48 → 0.39 s, `realize` 0.85 → 0.78 s (0.72 s with the deep events last)."""
     levels_full = st.ancestors.shape[-1]
-    small, shallow = min(n_full, _FEW_EMISSIONS), min(levels_full, _SHALLOW_LEVELS)
-    if (small, shallow) == (n_full, levels_full):
+    shallow = min(levels_full, _SHALLOW_LEVELS)
+    small = sorted({min(n_full, n) for n in _FEW_EMISSIONS_TIERS})
+    branches = [(n, shallow) for n in small if (n, shallow) != (n_full, levels_full)] + [(n_full, levels_full)]
+    if len(branches) == 1:
         return run(n_full, levels_full)
-    fits = (jnp.max(counts) <= small) & (jnp.max(depths) <= shallow)
-    return jax.lax.cond(fits, lambda: run(small, shallow), lambda: run(n_full, levels_full))
+    busiest, deepest = jnp.max(counts), jnp.max(depths)
+    # The smallest branch that holds the chunk (the tiers ascend, so the ones that do
+    # not hold it come first): a real branch, the maxima are unbatched.
+    index = sum(((busiest > n) | (deepest > d)).astype(jnp.int32) for n, d in branches[:-1])
+    return jax.lax.switch(index, [lambda n=n, d=d: run(n, d) for n, d in branches])
 
 
 def _chunk_structure(st: Structure, idx: Array, n: int, levels: int) -> Structure:

@@ -2,7 +2,7 @@
 # GPU benchmarks in one go, for a lent GPU machine (no install: its python3 has jax,
 # equinox, optax, typer, tqdm; pythia8mc is missing, so the shower's peer figures are
 # the CPU result's). Usage, from the repository root, with the PDF grid copied to .gpu/:
-#   bash benchmarks/gpu.sh OUTDIR [shower|me|me-rows|mtop|profile|tune|jumps ...]
+#   bash benchmarks/gpu.sh OUTDIR [shower|me|me-rows|mtop|profile|sweep32|tune|jumps ...]
 # SHOWER_N (default 2000000) sets the shower's event count, for a quick check elsewhere.
 # Time on an H100: shower ~160 s, me ~330 s (g g > t t~ g g value+grad compiles for 130 s),
 # mtop ~180 s, profile ~60 s: more than one 10-minute call, so name the parts. me-rows
@@ -46,7 +46,10 @@ for part in $parts; do
           | sed "s|^|[$flags] |"
       done
       me 200 "g g > t t~ g g" 10000 --grad --sizes me_lanes=2**28 ;;
-    # The jump partners' cost against realize's JVP (not measured on a GPU yet).
+    # float32 phases and the A/B sweep: work sizes, finer thrust buckets
+    # (thrust_buckets_fine), slot tiers (8, 16) (~110 s on an H100 before the last two).
+    sweep32) timeout 240 python3 benchmarks/profile_shower.py --events "$n" --float32 --sweep --repeats 3 --out "$out" ;;
+    # The jump partners' cost against realize's JVP (H100, stop 19: 3.7x at 10^6).
     jumps) timeout 150 python3 benchmarks/run.py jumps && cp benchmarks/results/jumps-gpu.json "$out/" ;;
     mtop) timeout 180 python3 benchmarks/bench_mtop.py --pdf .gpu/NNPDF31_lo_as_0118_0000.dat --out "$out" ;;
     # Phase times and the busiest kernels of one shower + thrust (the trace stays here:

@@ -943,9 +943,11 @@ def test_realize_sorted_chunks_equal_one_batch(grid_samples):
     assert np.array_equal(np.asarray(events.mask), np.asarray(one_batch.mask))
 
 
+@pytest.mark.slow
 def test_slot_tiers_give_the_same_events(monkeypatch):
-    """`_by_busiest` with more slot tiers (8 and 16 slots, a GPU tuning knob) gives the
-    same colour steps exactly and the same events to 1e-11 √s (fusion round-off)."""
+    """`_by_busiest` with more slot tiers (8 and 16 slots, a GPU tuning knob, off by
+    default) gives the same colour steps exactly and the same events to 1e-11 √s
+    (fusion round-off). `slow`: 30 s of compilation, and it clears JAX's caches."""
     from diffhep.shower import _shower
 
     m = model()

@@ -50,7 +50,7 @@ def _written_out() -> bool:
     sums (read at trace time). On a CPU each `(m, 3) @ (3, n)` or `(m, n) @ (n, 3)` is a
     fast small GEMM (written out, 1.5x slower at 12 partons). On a GPU XLA gives each
     its own GEMM kernel, which in float32 also rounds its inputs to TF32 (it changed
-    hemisphere signs, and flagged many chunks degenerate); written out, they fuse into
+    hemisphere signs: `benchmarks/ab_thrust_products.py`); written out, they fuse into
     their neighbours in full precision. H100, 786 432 events of 12 partons in chunks of
     16 384: 10.8 → 6.0 ms in float32, 16.5 → 13.8 ms in float64."""
     return jax.default_backend() != "cpu"

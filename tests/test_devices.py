@@ -49,13 +49,21 @@ _SCRIPT = textwrap.dedent(
     # 601 events: the devices do not divide them, so they run on one device, and so
     # must their partners (`jump_partners` pads their count to one the devices do not
     # divide either).
+    # The device's pair selection (an accelerator's) on two shares equals NumPy's.
+    from diffhep.shower import _jumps
+    pairs, counts = _jumps._pairs_and_counts(_jumps._near_pairs(lay, 0.1), _jumps._commuting(lay.steps))
+    size = int(np.asarray(counts).max()) + 5
+    on_device = _jumps._select_pairs(pairs, jnp.arange(2, dtype=jnp.int32) * ({N} // 2), size)
+    selection_equal = all(np.array_equal(np.asarray(a), b) for a, b in
+                          zip(on_device, _jumps._select_pairs_host(np.asarray(pairs), 2, size)))
     lay_odd = shower.layout(jr.key(7), m, 601)
     partners_odd = shower.jump_partners(lay_odd, m)
     np.savez(sys.argv[1], p=np.asarray(ev.momenta), w=np.asarray(ev.weights), v=np.asarray(lay.steps.valid),
              f=f, df=df, var=var, shards=t._arrays(0.118)[1].shards, fj=fj, dfj=dfj,
              partner_shards=len(partners.first.sharding.device_set), collectives=len(collectives),
              odd_partners=partners_odd.n_partners, odd_live=int(partners_odd.live.sum()),
-             odd_split=partners_odd.n_partners % len(jax.devices()) == 0)
+             odd_split=partners_odd.n_partners % len(jax.devices()) == 0, selection_equal=selection_equal,
+             selection_counts=np.asarray(counts))
     """
 )
 
@@ -101,6 +109,8 @@ def test_sharded_jump_partners(two_devices):
     `fit-alphas --jumps`."""
     assert int(two_devices["partner_shards"]) == 2
     assert int(two_devices["collectives"]) == 0
+    # The device's pair selection per share (an accelerator's path) equals NumPy's.
+    assert bool(two_devices["selection_equal"]) and two_devices["selection_counts"].shape == (2,)
     t = ShowerTemplate("thrust", EDGES, N, jr.key(6), shower.DiscreteQCD(), jumps=True)
     f, df, _, _ = t.predict(0.118)
     np.testing.assert_allclose(two_devices["fj"], f, rtol=0, atol=1e-14)

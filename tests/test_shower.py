@@ -546,6 +546,26 @@ def _partner_change(lay, partners, events, p) -> np.ndarray:
     return np.abs(p - swapped).max(axis=(1, 2))
 
 
+def test_jump_partner_selection_on_the_device_equals_numpy(jump_sample):
+    """The pair selection of `jump_partners`, on the device (`_select_pairs`, what an
+    accelerator runs) and in NumPy (a CPU's): the same events, steps and live flags,
+    padding included, for a shower's pairs and for a share without any."""
+    from diffhep.shower import _jumps
+
+    m, lay, _, _ = jump_sample
+    near, commuting = _jumps._near_pairs(lay, 0.1), _jumps._commuting(lay.steps)
+    pairs, counts = _jumps._pairs_and_counts(near, commuting)
+    host = np.asarray(near) & ~np.asarray(commuting)
+    assert np.array_equal(np.asarray(pairs), host) and int(counts[0]) == host.sum() > 0
+    for p in (host, np.zeros_like(host)):
+        for size in (int(p.sum()), int(p.sum()) + 37):
+            if size == 0:
+                continue
+            on_device = _jumps._select_pairs(jnp.asarray(p), jnp.zeros(1, jnp.int32), size)
+            for a, b in zip(on_device, _jumps._select_pairs_host(p, 1, size)):
+                np.testing.assert_array_equal(np.asarray(a), b)
+
+
 def test_jump_partners_drop_only_commuting_swaps(jump_sample, monkeypatch):
     """Swaps of emissions from disjoint dipoles give the same event (rows exchanged):
     with the filter off, every pair the filter drops reproduces its event to 1e-12."""

@@ -42,6 +42,8 @@ gluons' colour keys crossing.
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -111,6 +113,59 @@ def _near_pairs(lay: Layout, window: float) -> Bool[Array, "n pairs"]:
 
     # Per device on its own events, as everything here: see `realize_with_jumps`.
     return over_events(local, lay.n_events, 2)(lay.steps, lay.structure.kappa)
+
+
+@jax.jit
+def _pairs_and_counts(near: Array, commuting: Array) -> tuple[Bool[Array, "n pairs"], Int[Array, " shares"]]:
+    """Per event and step j: whether steps j and j + 1 get a partner (near in κ, not
+    commuting); and per device share, how many do (the one number the host needs)."""
+
+    def local(near, commuting):
+        pairs = near & ~commuting
+        return pairs, jnp.sum(pairs, dtype=jnp.int32)[None]
+
+    return over_events(local, near.shape[0], 2)(near, commuting)
+
+
+def _select_on_host() -> bool:
+    """Whether `jump_partners` selects the pairs in NumPy: on a CPU its nonzero is 6x
+    faster than XLA's (10⁵ events: 17 ms against 95 ms); on an accelerator only the
+    per-share counts cross to the host (a 10⁶-event step took 0.31 s on an H100 with
+    the pair masks copied over)."""
+    return jax.default_backend() == "cpu"
+
+
+def _select_pairs_host(pairs: np.ndarray, shares: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_select_pairs` in NumPy, from the `(n, steps − 1)` pair mask."""
+    n_local = pairs.shape[0] // shares
+    ev, j = np.nonzero(pairs)
+    share = ev // n_local  # `ev` ascends: each share's partners are a contiguous run
+    rows = [np.nonzero(share == k)[0] for k in range(shares)]
+    pad = lambda x, r, v: np.concatenate([x[r], np.full(size - r.size, x[r[-1]] if r.size else v)])  # noqa: E731
+    live = np.concatenate([np.arange(size) < r.size for r in rows])
+    j = np.concatenate([pad(j, r, -1) for r in rows]).astype(np.int32)
+    ev = np.concatenate([pad(ev, r, k * n_local) for k, r in enumerate(rows)]).astype(np.int32)
+    return ev, j, live
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _select_pairs(pairs: Array, offsets: Array, size: int) -> tuple[Array, Array, Array]:
+    """Per share (`offsets`: the index of its first event): its partner pairs as
+    (event, step) in order, then padding to `size`, never live: copies of its last
+    partner, or its first event unchanged (j = −1). Event indices global."""
+
+    def local(pairs, offset):
+        steps = pairs.shape[1]
+        flat = pairs.reshape(-1)
+        count = jnp.sum(flat, dtype=jnp.int32)
+        idx = jnp.nonzero(flat, size=size, fill_value=0)[0].astype(jnp.int32)
+        live = jnp.arange(size) < count
+        idx = jnp.where(live, idx, idx[jnp.maximum(count - 1, 0)])
+        ev = jnp.where(count > 0, idx // steps, 0) + offset[0]
+        j = jnp.where(count > 0, idx % steps, -1)
+        return ev, j, live
+
+    return over_events(local, pairs.shape[0], 2)(pairs, offsets)
 
 
 @jax.jit
@@ -184,11 +239,16 @@ def jump_partners(
         raise ValueError(f"window must be > 0 (a half width in kappa = ln(kt^2/Lambda^2)), got {window}")
     if not headroom >= 0:
         raise ValueError(f"headroom must be >= 0, got {headroom}")
-    ev, j = np.nonzero(np.asarray(_near_pairs(lay, float(window))) & ~np.asarray(_commuting(lay.steps)))
     shares = n_shards(lay.n_events)
     n_local = lay.n_events // shares
-    share = ev // n_local  # `ev` ascends: each share's partners are a contiguous run
-    counts = np.bincount(share, minlength=shares)
+    near, commuting = _near_pairs(lay, float(window)), _commuting(lay.steps)
+    on_host = _select_on_host()
+    if on_host:
+        pairs = np.asarray(near) & ~np.asarray(commuting)
+        counts = pairs.reshape(shares, -1).sum(axis=1)
+    else:  # only the per-share counts cross to the host
+        pairs, counts = _pairs_and_counts(near, commuting)
+        counts = np.asarray(counts)
     size = _padded_size(int(counts.max(initial=0)), n_local, -(-int(min_partners) // shares), headroom)
     if shares == 1 and size and len(jax.devices()) > 1 and event_mesh(size) is not None:
         # Events that the devices do not divide run on one device: so must their partners.
@@ -196,13 +256,10 @@ def jump_partners(
     if size == 0:
         empty = jnp.zeros(0, jnp.int32)
         return JumpPartners(None, empty, empty, empty, jnp.zeros(0, bool), float(window))
-    # Per share: its partners, then padding, never live: copies of its last partner, or
-    # its first event unchanged (j = −1).
-    rows = [np.nonzero(share == k)[0] for k in range(shares)]
-    pad = lambda x, r, v: np.concatenate([x[r], np.full(size - r.size, x[r[-1]] if r.size else v)])  # noqa: E731
-    live = jnp.asarray(np.concatenate([np.arange(size) < r.size for r in rows]))
-    j = jnp.asarray(np.concatenate([pad(j, r, -1) for r in rows]), jnp.int32)
-    ev = jnp.asarray(np.concatenate([pad(ev, r, k * n_local) for k, r in enumerate(rows)]), jnp.int32)
+    if on_host:
+        ev, j, live = (jnp.asarray(x) for x in _select_pairs_host(pairs, shares, size))
+    else:
+        ev, j, live = _select_pairs(pairs, jnp.arange(shares, dtype=jnp.int32) * n_local, size)
     keys, st, steps, first, second = _partner_content(lay, ev, j)
     # The partners in the layout's own sort by emission count, for `realize`'s chunks.
     partners = Layout(keys, st, steps, _emission_order(st)[0], lay.n_steps)

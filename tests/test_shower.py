@@ -634,8 +634,9 @@ def test_jump_partners_padding_only(jump_sample):
     m, lay, events, _ = jump_sample
     partners = shower.jump_partners(lay, m, window=1e-12, min_partners=UNIT_SLOTS)
     assert partners.n_partners == UNIT_SLOTS and not np.any(np.asarray(partners.live))
-    for a, b in zip(partners.layout.steps, lay.steps):
-        np.testing.assert_array_equal(np.asarray(a), np.broadcast_to(np.asarray(b)[:1], a.shape))
+    for a, b in zip(partners.layout.steps, lay.steps):  # the first n_steps slots
+        assert a.shape[1] == lay.n_steps
+        np.testing.assert_array_equal(np.asarray(a), np.broadcast_to(np.asarray(b)[:1, : lay.n_steps], a.shape))
     joined, _ = shower.realize_with_jumps(lay, partners, m)
     np.testing.assert_array_equal(np.asarray(joined.weights[:N]), np.asarray(events.weights))
     assert np.all(np.asarray(joined.weights[N:]) == 0.0) and np.all(np.isfinite(np.asarray(joined.momenta)))

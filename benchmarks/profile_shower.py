@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 out[f"thrust_size{size}"], _ = _timed(lambda one=one, idx=idx: one(idx, ev.momenta, ev.mask), r)
             # Finer buckets (sizes every 2 partons up to 20): thrust is O(n³), so an event
             # of 9 partons costs (12/9)³ = 2.4× in the 12-bucket; more buckets, more
-            # compiles and gathers. One core, 10⁵ events: 0.81 → 0.67 s, compile +4 s.
+            # compiles and gathers. 10⁵ events on 2 CPU cores: 0.81 → 0.67 s, compile +4 s.
             fine = observables.MultiplicityBuckets(lay.mask, sizes=(4, 6, 8, 10, 12, 14, 16, 18, 20, 24, 32, 48, 64))
             out["fine_bucket_rows"] = fine.rows
             out["thrust_buckets_fine"], _ = _timed(lambda: thrust_all(fine, ev.momenta, ev.mask), r)

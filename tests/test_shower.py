@@ -853,6 +853,24 @@ def test_bad_parameters(kwargs, name):
         shower.DiscreteQCD(**kwargs)
 
 
+def test_layout_steps_headroom():
+    """`steps_headroom` widens the colour ordering's and `realize`'s step count (so that
+    a fit's later layouts keep their compiled shapes) without changing any step or
+    event; a negative headroom is an error."""
+    m = model()
+    lay = shower.layout(jr.key(801), m, 300)
+    wide = shower.layout(jr.key(801), m, 300, steps_headroom=16)
+    assert wide.n_steps == min(m.capacity - 2, lay.n_steps + 16)
+    assert shower.layout(jr.key(801), m, 300, min_steps=wide.n_steps).n_steps == wide.n_steps
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), lay.steps, wide.steps)
+    ev, _ = shower.realize(lay, m)
+    ev_wide, _ = shower.realize(wide, m)
+    np.testing.assert_array_equal(np.asarray(ev_wide.momenta[:, : lay.n_steps + 2]), np.asarray(ev.momenta))
+    assert not np.any(np.asarray(ev_wide.mask[:, lay.n_steps + 2 :]))
+    with pytest.raises(ValueError, match="steps_headroom must be >= 0, got -1"):
+        shower.layout(jr.key(801), m, 300, steps_headroom=-1)
+
+
 def test_bad_sample_requests():
     key = jr.key(800)
     # Capacity too small for the requested α_s: an error that names `capacity`.

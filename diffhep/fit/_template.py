@@ -78,7 +78,10 @@ class ShowerTemplate:
         """The discrete content of the template's events at `alpha_s` (or of `n_mc`
         other events, from `key`)."""
         key = self.key if key is None else key
-        return shower.layout(key, self.model(alpha_s), self.n_mc, self._shapes.get("n_steps", 0))
+        # The first layout gets 16 steps of headroom (see `_arrays`), later ones the
+        # largest n_steps so far.
+        headroom = 0 if "n_steps" in self._shapes else 16
+        return shower.layout(key, self.model(alpha_s), self.n_mc, self._shapes.get("n_steps", 0), headroom)
 
     @property
     def _shapes(self) -> dict:
@@ -89,13 +92,9 @@ class ShowerTemplate:
         return self.__dict__["_shape_cache"]
 
     def _arrays(self, alpha_s: float, key: Array | None = None, jumps: bool = False):
+        # Shapes with headroom (16 more steps on the first layout, 25% more rows per
+        # bucket), so that the fit's later α_s rarely need a new compilation (≈ 15-30 s).
         lay = self.layout(float(alpha_s), key)
-        if "n_steps" not in self._shapes:
-            # First call: shapes with headroom (16 more steps, 25% more rows per bucket),
-            # so that the fit's later α_s rarely need a new compilation (≈ 15-30 s).
-            # Realize skips steps no event of a chunk needs, so the headroom is free.
-            cap = self.base.capacity - 2
-            lay = shower.Layout(lay.keys, lay.structure, lay.steps, lay.order, min(cap, lay.n_steps + 16))
         partners, mask = None, lay.mask
         if jumps:
             m = self.model(float(alpha_s))

@@ -472,23 +472,31 @@ def _emission_order(st: Structure) -> tuple[Array, int]:
     return _stable_order(keys, shares), int(jnp.max(counts))
 
 
-def layout(key: PRNGKeyArray, model: DiscreteQCD, n_events: int, min_steps: int = 0) -> Layout:
+def layout(
+    key: PRNGKeyArray, model: DiscreteQCD, n_events: int, min_steps: int = 0, steps_headroom: int = 0
+) -> Layout:
     """Discrete content of `n_events` events (event i uses `split(key, n_events)[i]`).
 
-    `n_steps` (the scan length of `realize`) is the busiest event's number of
-    emissions rounded up to a multiple of 8, and at least `min_steps`: callers that
-    realize many layouts pass their largest so far, so shapes (and compilations) stay.
+    `n_steps` (the scan length of the colour ordering and of `realize`) is the busiest
+    event's number of emissions rounded up to a multiple of 8, plus `steps_headroom`,
+    and at least `min_steps` (at most `capacity − 2`): callers that make many layouts
+    pass their largest so far, and headroom the first time, so that shapes (and
+    compilations) stay when the parameters move. Steps past an event's emissions cost
+    nothing in `realize` (its chunks stop at their busiest event).
     """
     if int(n_events) < 1:
         raise ValueError(f"n_events must be >= 1, got {n_events}")
+    if int(steps_headroom) < 0:
+        raise ValueError(f"steps_headroom must be >= 0, got {steps_headroom}")
     model.check_values()
     keys = jr.split(key, int(n_events))
     st = _structures(keys, model)
     order, busiest = _emission_order(st)
     # Scan only as far as the busiest event needs, rounded up to limit recompilation.
-    n_used = int(min(model.capacity - 2, max(8, -(-busiest // 8) * 8)))
-    steps = _steps(st, order, model, n_used)
-    return Layout(keys, st, steps, order, int(min(model.capacity - 2, max(n_used, int(min_steps)))))
+    busy = max(8, -(-busiest // 8) * 8)
+    n_steps = int(min(model.capacity - 2, max(busy + int(steps_headroom), int(min_steps))))
+    steps = _steps(st, order, model, n_steps)
+    return Layout(keys, st, steps, order, n_steps)
 
 
 @eqx.filter_jit

@@ -17,6 +17,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._safe import safe_div, safe_log, safe_sqrt
 from ..observables import soft_histogram as soft_histogram
+from .._precision import FULL
 
 
 def sigmoid_cut(
@@ -66,7 +67,7 @@ def fisher_from_jacobian(expected: Float[ArrayLike, " b"], jacobian: Float[Array
     nu = jnp.asarray(expected)
     jac = jnp.asarray(jacobian)
     inv = safe_div(1.0, nu)
-    return jnp.einsum("bi,b,bj->ij", jac, inv, jac, precision=jax.lax.Precision.HIGHEST)
+    return jnp.einsum("bi,b,bj->ij", jac, inv, jac, precision=FULL)
 
 
 def expected_uncertainty(fisher: Float[ArrayLike, "p p"]) -> Float[Array, " p"]:

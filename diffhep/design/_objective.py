@@ -22,6 +22,7 @@ from .. import observables, shower
 from .._events import Events
 from .._safe import safe_div, safe_sqrt
 from ..detector import BOX, LEAVES, DetectorParams, DetectorNoise, cost, draw_noise, respond_with_noise
+from .._precision import FULL
 
 OBJECTIVES = ("alphas", "jer")
 """`alphas`: 100 σ(α_s)/α_s in %, the expected relative uncertainty on α_s(M_Z) from
@@ -246,7 +247,7 @@ def hemisphere_energy_resolution(params: DetectorParams, s: Sample, problem: Des
     belongs to the hemisphere of its parton. Differentiable in `params`."""
     ev = s.events
     flow = respond_with_noise(s.noise, ev, params).energy_flow()
-    side = (jnp.einsum("nci,ni->nc", ev.momenta[..., 1:], s.axis, precision=jax.lax.Precision.HIGHEST) > 0) & ev.mask
+    side = (jnp.einsum("nci,ni->nc", ev.momenta[..., 1:], s.axis, precision=FULL) > 0) & ev.mask
     e_true = jnp.stack([jnp.sum(jnp.where(side, ev.momenta[..., 0], 0.0), 1), jnp.sum(jnp.where(~side & ev.mask, ev.momenta[..., 0], 0.0), 1)], 1)
     e_reco = jnp.stack([jnp.sum(jnp.where(side, flow[..., 0], 0.0), 1), jnp.sum(jnp.where(~side & ev.mask, flow[..., 0], 0.0), 1)], 1)
     r = safe_div(e_reco, e_true, default=1.0) - 1.0

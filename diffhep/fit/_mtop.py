@@ -90,6 +90,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._precision import FULL
+
 #: Allowed top masses (GeV) for the fit, the truth and the starting point.
 MT_RANGE = (100.0, 250.0)
 #: Jets softer than this (observed energy, GeV) drop the event.
@@ -444,7 +446,7 @@ def _side(u3, chan, e_obs, n, cfg: MtopConfig, mt, s_w_lo):
     from ..phasespace import bw_map
     from jax.scipy.special import ndtri
 
-    one_minus_c = 1.0 - jnp.dot(n[1], n[2], precision=jax.lax.Precision.HIGHEST)
+    one_minus_c = 1.0 - jnp.dot(n[1], n[2], precision=FULL)
     # --- s_W
     rel = jnp.sqrt(cfg.res_stochastic**2 / e_obs[1:] + cfg.res_constant**2)
     xi_w = ndtri(u3[0])
@@ -466,7 +468,7 @@ def _side(u3, chan, e_obs, n, cfg: MtopConfig, mt, s_w_lo):
     e_qb = jnp.sqrt(prod * jnp.exp(-r))
     pw = e_q * n[1] + e_qb * n[2]
     ew = e_q + e_qb
-    denom = 2.0 * (ew - jnp.dot(n[0], pw, precision=jax.lax.Precision.HIGHEST))
+    denom = 2.0 * (ew - jnp.dot(n[0], pw, precision=FULL))
     # --- s_t, i.e. E_b = (s_t − s_W)/denom
     s_t_bw, _ = bw_map(u3[2], mt, cfg.wt, s_w, cfg.s_t_max)
     sig_b = cfg.ratio_inflation * _sigma_e(e_obs[0], cfg)

@@ -23,6 +23,7 @@ from jaxtyping import Array
 
 from .. import observables, shower
 from .._devices import n_shards
+from .._precision import FULL
 
 OBSERVABLES = ("thrust", "c", "y23")
 """Event shapes the fit knows: 1−T, the C-parameter, and −ln y23 (Durham)."""
@@ -192,7 +193,7 @@ def _normalised_histogram(x, w, edges, h):
     hard = jax.nn.one_hot(idx, nb + 1, dtype=soft.dtype)
     k = hard + (soft - jax.lax.stop_gradient(soft))  # hard value, soft derivative
     total = jnp.sum(w)
-    return jnp.dot(w, k, precision=jax.lax.Precision.HIGHEST) / total, jnp.dot(w * w, k, precision=jax.lax.Precision.HIGHEST) / total**2
+    return jnp.dot(w, k, precision=FULL) / total, jnp.dot(w * w, k, precision=FULL) / total**2
 
 
 @eqx.filter_jit

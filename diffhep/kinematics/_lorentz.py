@@ -7,11 +7,11 @@ differentiable; `β = 0` is a regular point (we use `(γ−1)/β² = γ²/(γ+1)
 """
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from .._safe import safe_div, safe_sqrt
+from .._precision import FULL
 
 
 def _lift(v: Array, ndim: int) -> Array:
@@ -91,7 +91,7 @@ def rotation_matrix(axis: Float[ArrayLike, "3"], angle: Float[ArrayLike, ""]) ->
     k = jnp.array(
         [[0.0, -n[2], n[1]], [n[2], 0.0, -n[0]], [-n[1], n[0], 0.0]], dtype=n.dtype
     )
-    return jnp.eye(3, dtype=n.dtype) + s * k + (1 - c) * jnp.matmul(k, k, precision=jax.lax.Precision.HIGHEST)
+    return jnp.eye(3, dtype=n.dtype) + s * k + (1 - c) * jnp.matmul(k, k, precision=FULL)
 
 
 def rotation_to_z(direction: Float[ArrayLike, "3"]) -> Float[Array, "3 3"]:
@@ -126,5 +126,5 @@ def rotate(p: Float[ArrayLike, "*b 4"], matrix: Float[ArrayLike, "3 3"]) -> Floa
     """Apply the 3×3 rotation `matrix` to the spatial part of `p` (energy unchanged)."""
     p = jnp.asarray(p)
     matrix = jnp.asarray(matrix)
-    space = jnp.einsum("ij,...j->...i", matrix, p[..., 1:], precision=jax.lax.Precision.HIGHEST)
+    space = jnp.einsum("ij,...j->...i", matrix, p[..., 1:], precision=FULL)
     return jnp.concatenate([p[..., :1], space], axis=-1)

@@ -52,6 +52,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from . import _helas
 from ._params import SMParameters
+from .._precision import FULL
 
 _EXTERNAL_KINDS = {"i": "ixxxxx", "o": "oxxxxx", "v": "vxxxxx", "s": "sxxxxx"}
 
@@ -613,7 +614,7 @@ def _quadratic_form_jvp(sym, primals, tangents):
     c = jnp.asarray(np.array(sym), dtype=jamps.real.dtype)
     # d Re(J† C J) = 2 Re(J† C dJ) for a real symmetric C.
     out = 2.0 * (
-        jnp.einsum("hi...,ij,hj...->...", jamps.real, c, tangent.real, precision=jax.lax.Precision.HIGHEST)
-        + jnp.einsum("hi...,ij,hj...->...", jamps.imag, c, tangent.imag, precision=jax.lax.Precision.HIGHEST)
+        jnp.einsum("hi...,ij,hj...->...", jamps.real, c, tangent.real, precision=FULL)
+        + jnp.einsum("hi...,ij,hj...->...", jamps.imag, c, tangent.imag, precision=FULL)
     )
     return _quadratic_form(sym, jamps), out

@@ -17,6 +17,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 
 from .._safe import safe_div, safe_norm
 from ._common import batched
+from .._precision import FULL
 
 
 def _durham_event(p: Array, mask: Array) -> Array:
@@ -28,9 +29,7 @@ def _durham_event(p: Array, mask: Array) -> Array:
         p3 = p[:, 1:]
         a = safe_norm(p3)
         unit = safe_div(p3, a[:, None] * jnp.ones((1, 3), p.dtype))
-        # Full precision: on a GPU a float32 product defaults to TF32 (10-bit
-        # mantissa), i.e. 1 − cos errors of 1e-3 and a wrong y23 for collinear pairs.
-        one_minus_cos = 1.0 - jnp.matmul(unit, unit.T, precision=jax.lax.Precision.HIGHEST)
+        one_minus_cos = 1.0 - jnp.matmul(unit, unit.T, precision=FULL)
         e2 = p[:, 0] ** 2
         d = 2.0 * jnp.minimum(e2[:, None], e2[None, :]) * one_minus_cos
         valid = active[:, None] & active[None, :] & ~eye

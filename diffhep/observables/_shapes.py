@@ -23,17 +23,15 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 from .._safe import safe_div, safe_norm
 from ._common import batched
 from ._thrust import _CACHE_ELEMENTS, _thrust_event
+from .._precision import FULL
 
-# Products in full precision: on a GPU a float32 product defaults to TF32 (a 10-bit
-# mantissa, relative errors of 1e-3 in the momentum tensors).
-_FULL = jax.lax.Precision.HIGHEST
 
 
 def _c_parameter_event(p: Array, mask: Array) -> Array:
     p3 = p[:, 1:]
     a = safe_norm(p3)
     w = safe_div(jnp.ones_like(a), a)  # 1/|p|, 0 for padding
-    theta = jnp.einsum("i,ia,ib->ab", w, p3, p3, precision=_FULL)
+    theta = jnp.einsum("i,ia,ib->ab", w, p3, p3, precision=FULL)
     theta = safe_div(theta, jnp.sum(a) * jnp.ones_like(theta))
     return 1.5 * (jnp.trace(theta) ** 2 - jnp.sum(theta * theta))
 
@@ -41,11 +39,11 @@ def _c_parameter_event(p: Array, mask: Array) -> Array:
 def _sphericity_eigen(p: Array, mask: Array) -> tuple[Array, Array]:
     """Largest and smallest eigenvalues of the normalised quadratic tensor."""
     p3 = p[:, 1:]
-    s = jnp.matmul(p3.T, p3, precision=_FULL)
+    s = jnp.matmul(p3.T, p3, precision=FULL)
     s = safe_div(s, jnp.trace(s) * jnp.ones_like(s))
     _, vecs = jnp.linalg.eigh(jax.lax.stop_gradient(s))  # ascending eigenvalues
     v1, v3 = vecs[:, -1], vecs[:, 0]
-    return jnp.dot(v1, jnp.dot(s, v1, precision=_FULL), precision=_FULL), jnp.dot(v3, jnp.dot(s, v3, precision=_FULL), precision=_FULL)
+    return jnp.dot(v1, jnp.dot(s, v1, precision=FULL), precision=FULL), jnp.dot(v3, jnp.dot(s, v3, precision=FULL), precision=FULL)
 
 
 def _sphericity_event(p: Array, mask: Array) -> Array:
@@ -66,7 +64,7 @@ def _broadening_event(p: Array, mask: Array) -> tuple[Array, Array]:
     p3 = p[:, 1:]
     trans = safe_norm(jnp.cross(p3, jnp.broadcast_to(axis, p3.shape)))
     denom = 2.0 * jnp.sum(safe_norm(p3))
-    hemi = jnp.dot(p3, axis, precision=_FULL) > 0
+    hemi = jnp.dot(p3, axis, precision=FULL) > 0
     b1 = safe_div(jnp.sum(jnp.where(hemi, trans, 0.0)), denom)
     b2 = safe_div(jnp.sum(jnp.where(hemi, 0.0, trans)), denom)
     return b1 + b2, jnp.maximum(b1, b2)

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from .._precision import FULL
+
 TWO_PI = 2.0 * np.pi
 
 
@@ -76,7 +78,7 @@ def from_rest_frame(p: Float[Array, "*b 4"], frame: Float[Array, "4"], mass: Flo
     frame in which `frame` is given. The mass is passed in rather than recomputed
     from `frame` so that generated momenta keep the exact generated masses."""
     f3 = _space(frame, p.ndim)
-    e = (frame[0] * p[..., 0] + jnp.matmul(p[..., 1:], frame[1:], precision=jax.lax.Precision.HIGHEST)) / mass
+    e = (frame[0] * p[..., 0] + jnp.matmul(p[..., 1:], frame[1:], precision=FULL)) / mass
     c = (p[..., 0] + e) / (frame[0] + mass)
     return jnp.concatenate([e[..., None], p[..., 1:] + c[..., None] * f3], axis=-1)
 
@@ -84,7 +86,7 @@ def from_rest_frame(p: Float[Array, "*b 4"], frame: Float[Array, "4"], mass: Flo
 def to_rest_frame(p: Float[Array, "*b 4"], frame: Float[Array, "4"], mass: Float[Array, ""]) -> Float[Array, "*b 4"]:
     """Inverse of `from_rest_frame`: express `p` in the rest frame of `frame`."""
     f3 = _space(frame, p.ndim)
-    e = (frame[0] * p[..., 0] - jnp.matmul(p[..., 1:], frame[1:], precision=jax.lax.Precision.HIGHEST)) / mass
+    e = (frame[0] * p[..., 0] - jnp.matmul(p[..., 1:], frame[1:], precision=FULL)) / mass
     c = (p[..., 0] + e) / (frame[0] + mass)
     return jnp.concatenate([e[..., None], p[..., 1:] - c[..., None] * f3], axis=-1)
 

@@ -17,6 +17,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ._common import TWO_PI, check_count, is_concrete, lift
+from .._precision import FULL
 
 #: Newton iterations for the massive rescaling factor ξ. Newton converges
 #: quadratically and monotonically after the first step (Σ√(m²+ξ²p²) is convex in
@@ -57,7 +58,7 @@ def _rambo_kernel(u: Array, sqrt_s: Array, masses: Array) -> tuple[Array, Array]
     x = sqrt_s / big_m
     gamma = big_q0 / big_m
     a = 1.0 / (1.0 + gamma)
-    bq = jnp.matmul(q3, b, precision=jax.lax.Precision.HIGHEST)
+    bq = jnp.matmul(q3, b, precision=FULL)
     p0 = x * (gamma * q0 + bq)
     p3 = x * (q3 + b[None, :] * q0[:, None] + (a * bq)[:, None] * b[None, :])
     w0 = massless_volume(n, sqrt_s)

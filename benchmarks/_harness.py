@@ -105,6 +105,33 @@ def trace_top(folder: Path, top: int = 40) -> list:
     return [[round(t / 1e3, 3), calls[k], k[:120]] for k, t in total.most_common(top)]
 
 
+def trace_summary(folder: Path) -> dict:
+    """Of the newest trace under `folder`: the device's busy time (sum of its kernels'
+    and copies' durations), the span from its first op's start to its last op's end
+    (the difference is time the device waited: launches, host syncs), the number of
+    ops, and the copies' share (`Memcpy*`), all in ms."""
+    import gzip
+
+    files = sorted(folder.rglob("perfetto_trace.json.gz")) or sorted(folder.rglob("*.trace.json.gz"))
+    trace = json.load(gzip.open(files[-1]))
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    names = {e["pid"]: str(e["args"].get("name")) for e in events if e.get("ph") == "M" and e.get("name") == "process_name"}
+    device = {pid for pid, name in names.items() if "device" in name.lower() or "gpu" in name.lower()} or set(names)
+    ops = [e for e in events if e.get("ph") == "X" and e["pid"] in device and not e["name"].startswith(_NOT_KERNELS)]
+    if not ops:
+        return {}
+    start = min(e["ts"] for e in ops)
+    end = max(e["ts"] + e.get("dur", 0) for e in ops)
+    copies = [e for e in ops if "memcpy" in e["name"].lower()]
+    return {
+        "busy_ms": round(sum(e.get("dur", 0) for e in ops) / 1e3, 3),
+        "span_ms": round((end - start) / 1e3, 3),
+        "ops": len(ops),
+        "copy_ms": round(sum(e.get("dur", 0) for e in copies) / 1e3, 3),
+        "copies": len(copies),
+    }
+
+
 def time_python(fn: Callable[[], Any], repeats: int = 3) -> dict[str, Any]:
     """Time a plain Python/C++ call `fn()` (no compilation): median of `repeats`."""
     runs, out = [], None

@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=2_000_000)
     ap.add_argument("--float32", action="store_true")
-    ap.add_argument("--sweep", action="store_true")
+    ap.add_argument(
+        "--sweep", nargs="?", const="sizes,thrust,tiers", default="",
+        help="comma list of what to re-time: sizes (work sizes), thrust (its degenerate check), tiers (slot tiers); bare: all",
+    )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--trace", action="store_true", help="also write a Perfetto trace of one layout, realize and thrust call to OUT/trace")
@@ -118,23 +121,34 @@ def main(argv: list[str] | None = None) -> int:
 
     phases("default", {"structures", "steps", "layout", "realize", "thrust"})
     if args.trace and args.out:
-        # Kernel-level times as JSON (Perfetto), readable without TensorBoard.
+        # Kernel-level times as JSON (Perfetto), readable without TensorBoard: one trace
+        # per part, each with the device's busy time against its span (the gap is
+        # launch and host-sync time).
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _harness import trace_summary, trace_top
+
         lay = jax.block_until_ready(shower.layout(key, model, n))
         ev, _ = jax.block_until_ready(shower.realize(lay, model))
         b = observables.MultiplicityBuckets(lay.mask)
         thrust_all = eqx.filter_jit(lambda b, p, m: b.apply(tau, p, m))
         jax.block_until_ready(thrust_all(b, ev.momenta, ev.mask))
-        with jax.profiler.trace(str(args.out / "trace"), create_perfetto_trace=True):
-            lay = jax.block_until_ready(shower.layout(key, model, n))
-            ev, _ = jax.block_until_ready(shower.realize(lay, model))
-            jax.block_until_ready(thrust_all(b, ev.momenta, ev.mask))
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _harness import trace_top
-
-        result["trace_top"] = trace_top(args.out / "trace")
-        print(json.dumps(result["trace_top"], indent=1), flush=True)
+        parts = {
+            "layout": lambda: shower.layout(key, model, n),
+            "realize": lambda: shower.realize(lay, model),
+            "thrust": lambda: thrust_all(observables.MultiplicityBuckets(lay.mask), ev.momenta, ev.mask),
+        }
+        result["trace"] = {}
+        for part, fn in parts.items():
+            folder = args.out / "trace" / part
+            with jax.profiler.trace(str(folder), create_perfetto_trace=True):
+                start = time.perf_counter()
+                jax.block_until_ready(fn())
+                wall = time.perf_counter() - start
+            result["trace"][part] = {"wall_ms": round(wall * 1e3, 3), **trace_summary(folder), "top": trace_top(folder, 25)}
+            print(part, json.dumps(result["trace"][part]), flush=True)
         save()
-    if args.sweep:
+    sweep = set(filter(None, args.sweep.split(",")))
+    if "sizes" in sweep:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from _harness import work_sizes_changed
 
@@ -151,14 +165,30 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # e.g. out of memory: record, go on
                 result["sweep"].append({"setting": f"{field}={value}", "error": str(exc)[:500]})
                 print(field, value, "failed:", str(exc)[:300], flush=True)
-        # Slot tiers of the colour order and `realize` (`_shower._by_busiest`).
-        default_tiers = _shower._FEW_EMISSIONS_TIERS
+    if "thrust" in sweep:
+        # Thrust's check for events that need the full enumeration: chunk by chunk (one
+        # host sync each on a GPU) instead of once per bucket (`_thrust._one_check`).
+        from diffhep.observables import _thrust
+
+        default_check = _thrust._one_check
         try:
-            _shower._FEW_EMISSIONS_TIERS = (8, 16)
+            _thrust._one_check = lambda: not default_check()
             jax.clear_caches()
-            phases("few_emissions_tiers=8,16", {"steps", "realize"})
+            phases(f"thrust_one_check={not default_check()}", {"thrust"})
         finally:
-            _shower._FEW_EMISSIONS_TIERS = default_tiers
+            _thrust._one_check = default_check
+            jax.clear_caches()
+    if "tiers" in sweep:
+        # Slot tiers of the colour order and `realize` (`_shower._by_busiest`): a chunk's
+        # scan runs to its tier, with the steps past its busiest event skipped.
+        default_tiers = _shower._FEW_EMISSIONS_TIERS
+        for tiers in [(8, 16), (4, 8, 12, 16, 24, 32)]:
+            try:
+                _shower._FEW_EMISSIONS_TIERS = tiers
+                jax.clear_caches()
+                phases("few_emissions_tiers=" + ",".join(map(str, tiers)), {"steps", "realize"})
+            finally:
+                _shower._FEW_EMISSIONS_TIERS = default_tiers
     return 0
 
 

@@ -49,7 +49,7 @@ def time_jax(fn: Callable[..., Any], *args: Any, repeats: int = 5) -> dict[str, 
 
 
 @contextlib.contextmanager
-def work_sizes_changed(**changes: int):
+def work_sizes_changed(**changes: object):
     """Inside the block, the default backend's `diffhep._devices.WorkSizes` with
     `changes` applied (a tuning diagnostic: the sizes are module constants, read at
     trace time). Caches are cleared on entry and exit so that jitted code is traced

@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=2_000_000)
     ap.add_argument("--float32", action="store_true")
     ap.add_argument(
-        "--sweep", nargs="?", const="sizes,thrust,tiers", default="",
-        help="comma list of what to re-time: sizes (work sizes), thrust (its degenerate check), tiers (slot tiers); bare: all",
+        "--sweep", nargs="?", const="sizes,tiers,skip,buckets", default="",
+        help="comma list of what to re-time: sizes (batch sizes), tiers (slot tiers), skip (skipped steps), buckets (thrust bucket sizes); bare: all",
     )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None)
@@ -98,12 +98,6 @@ def main(argv: list[str] | None = None) -> int:
                     lambda idx, p, m, size=size: observables._buckets._bucket_dense(tau, size, idx, b.order, p, m)
                 )
                 out[f"thrust_size{size}"], _ = _timed(lambda one=one, idx=idx: one(idx, ev.momenta, ev.mask), r)
-            # Finer buckets (sizes every 2 partons up to 20): thrust is O(n³), so an event
-            # of 9 partons costs (12/9)³ = 2.4× in the 12-bucket; more buckets, more
-            # compiles and gathers. 10⁵ events on 2 CPU cores: 0.81 → 0.67 s, compile +4 s.
-            fine = observables.MultiplicityBuckets(lay.mask, sizes=(4, 6, 8, 10, 12, 14, 16, 18, 20, 24, 32, 48, 64))
-            out["fine_bucket_rows"] = fine.rows
-            out["thrust_buckets_fine"], _ = _timed(lambda: thrust_all(fine, ev.momenta, ev.mask), r)
             fused = eqx.filter_jit(lambda lay, model, b: b.apply(tau, *(lambda e: (e.momenta, e.mask))(shower.realize(lay, model)[0])))
             out["realize_plus_thrust_jit"], _ = _timed(lambda: fused(lay, model, b), r)
         if tag == "default":
@@ -165,30 +159,30 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # e.g. out of memory: record, go on
                 result["sweep"].append({"setting": f"{field}={value}", "error": str(exc)[:500]})
                 print(field, value, "failed:", str(exc)[:300], flush=True)
-    if "thrust" in sweep:
-        # Thrust's check for events that need the full enumeration: chunk by chunk (one
-        # host sync each on a GPU) instead of once per bucket (`_thrust._one_check`).
-        from diffhep.observables import _thrust
+    if "tiers" in sweep or "skip" in sweep:
+        # The shower's per-backend loop choices (`_devices.WorkSizes`): emission-slot
+        # tiers of `_by_busiest`, and whether loops stop at each chunk's busiest event.
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _harness import work_sizes_changed
 
-        default_check = _thrust._one_check
-        try:
-            _thrust._one_check = lambda: not default_check()
-            jax.clear_caches()
-            phases(f"thrust_one_check={not default_check()}", {"thrust"})
-        finally:
-            _thrust._one_check = default_check
-            jax.clear_caches()
-    if "tiers" in sweep:
-        # Slot tiers of the colour order and `realize` (`_shower._by_busiest`): a chunk's
-        # scan runs to its tier, with the steps past its busiest event skipped.
-        default_tiers = _shower._FEW_EMISSIONS_TIERS
-        for tiers in [(8, 16), (4, 8, 12, 16, 24, 32)]:
-            try:
-                _shower._FEW_EMISSIONS_TIERS = tiers
-                jax.clear_caches()
-                phases("few_emissions_tiers=" + ",".join(map(str, tiers)), {"steps", "realize"})
-            finally:
-                _shower._FEW_EMISSIONS_TIERS = default_tiers
+        ws = _devices.work_sizes()
+        settings = []
+        if "tiers" in sweep:
+            settings += [{"emission_tiers": t} for t in [(16,), (8, 16), (4, 8, 12, 16, 24, 32)] if t != ws.emission_tiers]
+        if "skip" in sweep:
+            settings.append({"skip_steps": not ws.skip_steps})
+        for change in settings:
+            with work_sizes_changed(**change):
+                tag = ",".join(f"{k}={v}" for k, v in change.items()).replace(" ", "")
+                phases(tag, {"steps", "realize"})
+    if "buckets" in sweep:
+        # The thrust buckets of the other backend's sizes.
+        other = _devices._CPU_SIZES if jax.default_backend() != "cpu" else _devices._ACCELERATOR_SIZES
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _harness import work_sizes_changed
+
+        with work_sizes_changed(bucket_sizes=other.bucket_sizes):
+            phases("bucket_sizes=" + ",".join(map(str, other.bucket_sizes)), {"thrust"})
     return 0
 
 

@@ -974,7 +974,7 @@ def test_realize_sorted_chunks_equal_one_batch(grid_samples):
     one_batch, _ = shower.realize(lay, model(), chunk=0)
     assert lay.n_events > 512  # the default chunk: the fixture's events were chunked
     # Both branches of a chunk: the sorted first chunk runs on the 16-slot table
-    # (`_FEW_EMISSIONS`) and 6 key levels, the one batch on the layout's n_steps > 16
+    # (the CPU's `WorkSizes.emission_tiers`) and 6 key levels, the one batch on the layout's n_steps > 16
     # and all 12 levels.
     assert_first_chunk_small(lay, 512)
     np.testing.assert_allclose(np.asarray(events.momenta), np.asarray(one_batch.momenta), rtol=0, atol=1e-11 * SQRT_S)
@@ -982,42 +982,57 @@ def test_realize_sorted_chunks_equal_one_batch(grid_samples):
     assert np.array_equal(np.asarray(events.mask), np.asarray(one_batch.mask))
 
 
-@pytest.mark.slow
-def test_slot_tiers_give_the_same_events(monkeypatch):
-    """`_by_busiest` with more slot tiers (8 and 16 slots, a GPU tuning knob, off by
-    default) gives the same colour steps exactly and the same events to 1e-11 √s
-    (fusion round-off). `slow`: 30 s of compilation, and it clears JAX's caches."""
-    from diffhep.shower import _shower
+def test_accelerator_loops_give_the_same_events(monkeypatch):
+    """The shower's loops as a GPU runs them (`WorkSizes`: finer slot tiers, and no
+    steps skipped: the colour ordering's and `realize`'s loops run to the chunk's tier
+    with static trip counts) give the same colour steps exactly and the same events to
+    1e-11 √s (fusion round-off), and their derivative along α_s to 1e-9."""
+    from diffhep import _devices
 
     m = model()
     lay = shower.layout(jr.key(77), m, 1024)
     events, _ = shower.realize(lay, m, chunk=128)
-    monkeypatch.setattr(_shower, "_FEW_EMISSIONS_TIERS", (8, 16))
-    jax.clear_caches()  # the tiers are read at trace time
+
+    def tangent():  # d momenta / d α_s
+        return np.asarray(jax.jvp(
+            lambda a: shower.realize(lay, eqx.tree_at(lambda x: x.alpha_s, m, a), chunk=128)[0].momenta,
+            (m.alpha_s,), (jnp.ones_like(m.alpha_s),),
+        )[1])
+
+    d_cpu = tangent()
+    gpu_like = _devices._CPU_SIZES._replace(emission_tiers=(4, 8, 16), skip_steps=False)
+    monkeypatch.setattr(_devices, "_CPU_SIZES", gpu_like)
+    jax.clear_caches()  # read at trace time
     try:
-        lay8 = shower.layout(jr.key(77), m, 1024)
-        events8, _ = shower.realize(lay8, m, chunk=128)
-        # The first chunk in emission-count order fits the 8-slot tier.
+        lay_gpu = shower.layout(jr.key(77), m, 1024)
+        events_gpu, _ = shower.realize(lay_gpu, m, chunk=128)
+        # The first chunk in emission-count order fits a tier below 16 slots.
         assert np.asarray(lay.structure.valid)[np.asarray(lay.order)[:128]].sum(axis=1).max() <= 8
+        d_gpu = tangent()
     finally:
+        monkeypatch.undo()
         jax.clear_caches()
-    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), lay.steps, lay8.steps)
-    np.testing.assert_allclose(np.asarray(events8.momenta), np.asarray(events.momenta), rtol=0, atol=1e-11 * SQRT_S)
-    np.testing.assert_allclose(np.asarray(events8.weights), np.asarray(events.weights), rtol=1e-11)
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), lay.steps, lay_gpu.steps)
+    assert lay_gpu.n_steps == lay.n_steps
+    np.testing.assert_allclose(np.asarray(events_gpu.momenta), np.asarray(events.momenta), rtol=0, atol=1e-11 * SQRT_S)
+    np.testing.assert_allclose(np.asarray(events_gpu.weights), np.asarray(events.weights), rtol=1e-11)
+    np.testing.assert_allclose(d_gpu, d_cpu, rtol=0, atol=1e-9 * np.abs(d_cpu).max())
 
 
 def assert_first_chunk_small(lay, chunk: int) -> None:
     """The first `chunk` events in emission-count order take `_by_busiest`'s small
     branch (few emissions, shallow keys); the layout as a whole does not."""
+    from diffhep import _devices
     from diffhep.shower import _shower
 
     first = np.asarray(lay.order)[:chunk]
     valid = np.asarray(lay.structure.valid)
     depth = np.where(valid, np.asarray(lay.structure.depth), 0)
     levels = lay.structure.ancestors.shape[-1]
-    assert valid[first].sum(axis=1).max() <= _shower._FEW_EMISSIONS < lay.n_steps
+    few = max(_devices.work_sizes().emission_tiers)
+    assert valid[first].sum(axis=1).max() <= few < lay.n_steps
     assert depth[first].max() <= _shower._SHALLOW_LEVELS < levels
-    assert depth.max() > _shower._SHALLOW_LEVELS or valid.sum(axis=1).max() > _shower._FEW_EMISSIONS
+    assert depth.max() > _shower._SHALLOW_LEVELS or valid.sum(axis=1).max() > few
 
 
 def test_layout_order_puts_deep_events_last(grid_samples):

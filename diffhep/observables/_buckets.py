@@ -12,8 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-_SIZES = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
-
+from .._devices import work_sizes
 
 def _round_rows(count: int, granularity: int | None) -> int:
     if granularity is not None:
@@ -33,7 +32,9 @@ class MultiplicityBuckets(eqx.Module):
     scatters the results back to event order. Values are identical to evaluating on
     the padded batch; only the cost changes (thrust is O(n³)).
 
-    Bucket lengths are rounded up (padding rows are dropped) so that batches with
+    `sizes`: the bucket sizes (particles per event); default the backend's
+    (`_devices.WorkSizes.bucket_sizes`: finer on an accelerator, which compiles more
+    but evaluates less padding). Bucket lengths are rounded up (padding rows are dropped) so that batches with
     slightly different multiplicities share shapes and a jitted caller does not
     recompile: to a multiple of `granularity` if given, else to a multiple of the
     largest power of two ≤ count/8 (at least 8), i.e. ≤ 12.5 % padding per bucket. A
@@ -61,7 +62,7 @@ class MultiplicityBuckets(eqx.Module):
     def __init__(
         self,
         mask: ArrayLike,
-        sizes: Sequence[int] = _SIZES,
+        sizes: Sequence[int] | None = None,
         granularity: int | None = None,
         min_rows: dict[int, int] | None = None,
         headroom: float = 0.0,
@@ -79,6 +80,8 @@ class MultiplicityBuckets(eqx.Module):
         if len(shape) != 2:
             raise ValueError(f"mask must have shape (n_events, capacity), got {shape}")
         n, cap = shape
+        if sizes is None:
+            sizes = work_sizes().bucket_sizes
         shards = int(shards)
         if shards < 1 or n % shards:
             raise ValueError(f"shards={shards} must be >= 1 and divide the {n} events")

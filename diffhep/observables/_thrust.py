@@ -139,15 +139,6 @@ def _thrust_signs_generic(p3: Array) -> tuple[Array, Array]:
     return _signs_of_best(p3, combos), degenerate
 
 
-def _one_check() -> bool:
-    """Whether a batch checks for events that need the full enumeration once, after
-    the generic enumeration of all its chunks (read at trace time), rather than chunk by
-    chunk. A GPU syncs with the host at each `lax.cond`, and its chunks are large; a
-    CPU's chunks are small (cache-sized), so there a rare such event costs one chunk
-    the full enumeration, not the batch."""
-    return jax.default_backend() != "cpu"
-
-
 def _signs_chunk(p3: Array) -> Array:
     """Exact hemisphere signs `(c, n)` of a chunk of events `(c, n, 3)`: the generic
     enumeration, and the full one for the whole chunk if any event needs it (events
@@ -195,14 +186,7 @@ def _thrust_batch(momenta: ArrayLike, mask: ArrayLike | None, name: str) -> tupl
         # Padded to whole chunks with empty events (no particle, not degenerate).
         n_chunks = -(-n_ev // chunk)
         padded = jnp.concatenate([p3, jnp.zeros((n_chunks * chunk - n_ev, n, 3), p3.dtype)])
-        chunks = padded.reshape(n_chunks, chunk, n, 3)
-        if _one_check():
-            eps, degenerate = jax.lax.map(jax.vmap(_thrust_signs_generic), chunks)
-            full = lambda c: jax.lax.map(jax.vmap(_thrust_signs), c)  # noqa: E731
-            eps = jax.lax.cond(jnp.any(degenerate), full, lambda _: eps, chunks)
-        else:
-            eps = jax.lax.map(_signs_chunk, chunks)
-        eps = eps.reshape(-1, n)[:n_ev]
+        eps = jax.lax.map(_signs_chunk, padded.reshape(n_chunks, chunk, n, 3)).reshape(-1, n)[:n_ev]
     t, axis = jax.vmap(_thrust_from_signs)(pf, eps)
     return t.reshape(batch), axis.reshape(batch + (3,))
 

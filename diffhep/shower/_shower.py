@@ -96,12 +96,17 @@ def _tables(model: DiscreteQCD, em: Emissions) -> dict:
     return dict(depth=depth, coord=coord, owner=owner, keys=keys, kappa=kappa)
 
 
-def colour_steps(model: DiscreteQCD, em: Emissions, n_used: int | None = None, n_slots: int | None = None) -> Steps:
+def colour_steps(
+    model: DiscreteQCD, em: Emissions, n_used: int | None = None, n_slots: int | None = None, run_all: bool = False
+) -> Steps:
     """Order the emissions by decreasing κ and find each one's dipole (no gradients).
 
     `n_used` (static) bounds the emission slots any event uses: only the q q̄ pair and
     those slots take part in the colour-order search (valid slots come first).
-    `n_slots` (static): the length of the returned steps (default: `em`'s slots)."""
+    `n_slots` (static): the length of the returned steps (default: `em`'s slots).
+    `run_all`: loop over all `n_used` slots, the ones past the event's emissions
+    masked, instead of stopping after them: a static trip count, which a GPU runs
+    without a host sync per iteration (same steps)."""
     em = jax.lax.stop_gradient(em)
     n_all = em.kappa.shape[0] if n_slots is None else int(n_slots)
     n_em = n_all if n_used is None else min(int(n_used), n_all)
@@ -125,7 +130,14 @@ def colour_steps(model: DiscreteQCD, em: Emissions, n_used: int | None = None, n
     present0 = jnp.zeros(n_part, bool).at[:2].set(True)
     idx0 = jnp.zeros(n_em, jnp.int32)
     carry = (jnp.zeros((), jnp.int32), chain0, present0, idx0, idx0.at[:].set(1))
-    _, _, _, left, right = jax.lax.while_loop(lambda c: c[0] < n_valid, body, carry)
+    if run_all:
+        def masked(_, carry):
+            new = body(carry)
+            return jax.tree.map(lambda a, b: jnp.where(carry[0] < n_valid, a, b), new, carry)
+
+        _, _, _, left, right = jax.lax.fori_loop(0, n_em, masked, carry)
+    else:
+        _, _, _, left, right = jax.lax.while_loop(lambda c: c[0] < n_valid, body, carry)
     valid = jnp.arange(n_em) < n_valid
     pad = lambda x, v: jnp.concatenate([x, jnp.full(n_all - n_em, v, x.dtype)])  # noqa: E731
     return Steps(
@@ -329,14 +341,9 @@ def _structures(keys: Array, model: DiscreteQCD) -> Structure:
     return over_events(local, keys.shape[0], 1, 1)(keys, model)
 
 
-# Emission slots and colour-key levels of the colour-order search and `realize` for
-# chunks of events with few emissions and shallow folds (`_by_busiest`). More tiers
-# compile more branches: one core, 10⁵ events, tiers (8, 16) against (16,): colour
-# order 0.434 → 0.391 s, `realize` 0.787 → 0.737 s, but compiles +0.8 s and +2.8 s,
-# which the 60 s CPU demo cannot spare (`benchmarks/profile_shower.py --sweep` times
-# them on a GPU).
-_FEW_EMISSIONS = 16
-_FEW_EMISSIONS_TIERS = (_FEW_EMISSIONS,)
+# Colour-key levels of the colour-order search and `realize` for chunks of events with
+# shallow folds (`_by_busiest`; the emission-slot tiers are per backend,
+# `_devices.WorkSizes.emission_tiers`).
 _SHALLOW_LEVELS = 6
 
 
@@ -345,6 +352,8 @@ def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int) -> Step
     # Events sorted by their number of emissions, so that each chunk's while loop
     # (one iteration per emission) runs about as long as its events need; a chunk
     # of unsorted events runs as long as its busiest (4x the mean at 1024 events).
+    run_all = not work_sizes().skip_steps
+
     def local(st, order, model):
         n_slots = st.valid.shape[1]
         counts, depths = _busiest_deepest(st)
@@ -353,7 +362,9 @@ def _steps(st: Structure, order: Array, model: DiscreteQCD, n_used: int) -> Step
             # The search costs O(slots × levels) per emission (see `_by_busiest`).
             def run(n, d):
                 s = _chunk_structure(st, idx, n, d)
-                return jax.vmap(lambda s: colour_steps(model, emission_order_values(model, s), n, n_slots))(s)
+                return jax.vmap(
+                    lambda s: colour_steps(model, emission_order_values(model, s), n, n_slots, run_all=run_all)
+                )(s)
 
             return _by_busiest(counts[idx], depths[idx], n_used, st, run)
 
@@ -405,8 +416,8 @@ def _busiest_deepest(st: Structure) -> tuple[Array, Array]:
 
 def _by_busiest(counts: Array, depths: Array, n_full: int, st: Structure, run: Callable):
     """`run(n, levels)` for a chunk of events with these emission `counts` and fold
-    `depths` (`_busiest_deepest`): on n slots, the smallest of `_FEW_EMISSIONS_TIERS`
-    (default just `_FEW_EMISSIONS`) that holds the chunk's busiest event, and the first
+    `depths` (`_busiest_deepest`): on n slots, the smallest of the backend's
+    `WorkSizes.emission_tiers` that holds the chunk's busiest event, and the first
     `_SHALLOW_LEVELS` levels of the colour keys, if its deepest fold nesting has at
     most that many levels (the maxima are unbatched scalars: a real branch), else on
     `n_full` slots and all of `st`'s levels.
@@ -420,7 +431,7 @@ def _by_busiest(counts: Array, depths: Array, n_full: int, st: Structure, run: C
     0.48 → 0.39 s, `realize` 0.85 → 0.78 s (0.72 s with the deep events last)."""
     levels_full = st.ancestors.shape[-1]
     shallow = min(levels_full, _SHALLOW_LEVELS)
-    small = sorted({min(n_full, n) for n in _FEW_EMISSIONS_TIERS})
+    small = sorted({min(n_full, n) for n in work_sizes().emission_tiers})
     branches = [(n, shallow) for n in small if (n, shallow) != (n_full, levels_full)] + [(n_full, levels_full)]
     if len(branches) == 1:
         return run(n_full, levels_full)
@@ -506,12 +517,14 @@ def _realize_arrays(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
 
 def _realize_local(lay: Layout, model: DiscreteQCD, chunk: int) -> ShowerEvent:
     counts, depths = _busiest_deepest(lay.structure)  # counts = the steps' valid ones
+    skip = work_sizes().skip_steps
     # Only the first n ≤ n_steps slots: the valid slots of a cascade are a prefix (the work
     # queue appends), every event has at most n_steps of them, and parents, ancestors
     # and emitters index valid slots. (A mean event fills 8 of the 62 slots.)
     def batch(idx):
-        # Every loop of the batch stops after its busiest event's emissions.
-        n_active = jnp.max(counts[idx])
+        # Every loop of the batch stops after its busiest event's emissions (or runs
+        # to its tier, `WorkSizes.skip_steps`).
+        n_active = jnp.max(counts[idx]) if skip else None
 
         def run(n, d):
             st = _chunk_structure(lay.structure, idx, n, d)

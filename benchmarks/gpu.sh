@@ -4,7 +4,7 @@
 # the CPU result's). Usage, from the repository root, with the PDF grid copied to .gpu/:
 #   bash benchmarks/gpu.sh OUTDIR [shower|me|me-rows|mtop|profile|sweep32|tune|jumps ...]
 # SHOWER_N (default 2000000) sets the shower's event count, for a quick check elsewhere.
-# Time on an H100: shower ~160 s, me ~330 s (g g > t t~ g g value+grad compiles for 130 s),
+# Time on an H100: shower ~400 s (six compiles of 35-60 s), me ~330 s (g g > t t~ g g value+grad compiles for 130 s),
 # mtop ~180 s, profile ~60 s: more than one 10-minute call, so name the parts. me-rows
 # (~100 s) is the ME's headline rows without the g g > t t~ g g value+grad compile, one
 # JSON line per row in OUTDIR/me-rows.jsonl. tune times the ME at other events per step
@@ -22,7 +22,9 @@ python3 -c "import jax, diffhep; print('jax', jax.__version__, jax.devices())"
 for part in $parts; do
   start=$(date +%s)
   case $part in
-    shower) timeout 240 python3 benchmarks/bench_shower.py --sizes "$n" --dtypes float64,float32 --no-cpu-devices \
+    # Since the accelerator's six slot tiers (stop 20) each mode compiles for 35-60 s:
+    # one dtype at 2e6 takes ~200 s, so the part runs float32 first.
+    shower) timeout 540 python3 benchmarks/bench_shower.py --sizes "$n" --dtypes float32,float64 --no-cpu-devices \
               --no-single-thread --no-peer --peer-from benchmarks/results/shower-cpu.json \
               --repeats 3 --repeats-large 3 --out "$out" ;;
     me) timeout 330 python3 benchmarks/run.py me && cp benchmarks/results/me-gpu.json "$out/" ;;
@@ -46,9 +48,9 @@ for part in $parts; do
           | sed "s|^|[$flags] |"
       done
       me 200 "g g > t t~ g g" 10000 --grad --sizes me_lanes=2**28 ;;
-    # float32 phases and the A/B sweep: work sizes, finer thrust buckets
-    # (thrust_buckets_fine), slot tiers (8, 16) (~110 s on an H100 before the last two).
-    sweep32) timeout 240 python3 benchmarks/profile_shower.py --events "$n" --float32 --sweep --repeats 3 --out "$out" ;;
+    # float32 phases and the A/Bs of the accelerator's loop choices against the CPU's:
+    # slot tiers, skipped steps, thrust bucket sizes (each re-traced: ~60 s apiece).
+    sweep32) timeout 400 python3 benchmarks/profile_shower.py --events "$n" --float32 --sweep tiers,skip,buckets --repeats 3 --out "$out" ;;
     # The jump partners' cost against realize's JVP (H100, stop 19: 3.7x at 10^6).
     jumps) timeout 150 python3 benchmarks/run.py jumps && cp benchmarks/results/jumps-gpu.json "$out/" ;;
     mtop) timeout 180 python3 benchmarks/bench_mtop.py --pdf .gpu/NNPDF31_lo_as_0118_0000.dat --out "$out" ;;

@@ -990,33 +990,33 @@ def test_accelerator_loops_give_the_same_events(monkeypatch):
     from diffhep import _devices
 
     m = model()
+
+    def realize_jvp(lay):  # events and their tangent along α_s
+        def fn(a):
+            ev = shower.realize(lay, eqx.tree_at(lambda x: x.alpha_s, m, a), chunk=128)[0]
+            return ev.momenta, ev.weights
+
+        return jax.tree.map(np.asarray, jax.jvp(fn, (m.alpha_s,), (jnp.ones_like(m.alpha_s),)))
+
     lay = shower.layout(jr.key(77), m, 1024)
-    events, _ = shower.realize(lay, m, chunk=128)
-
-    def tangent():  # d momenta / d α_s
-        return np.asarray(jax.jvp(
-            lambda a: shower.realize(lay, eqx.tree_at(lambda x: x.alpha_s, m, a), chunk=128)[0].momenta,
-            (m.alpha_s,), (jnp.ones_like(m.alpha_s),),
-        )[1])
-
-    d_cpu = tangent()
-    gpu_like = _devices._CPU_SIZES._replace(emission_tiers=(4, 8, 16), skip_steps=False)
+    (p_cpu, w_cpu), (dp_cpu, dw_cpu) = realize_jvp(lay)
+    gpu_like = _devices._CPU_SIZES._replace(emission_tiers=(8,), skip_steps=False)
     monkeypatch.setattr(_devices, "_CPU_SIZES", gpu_like)
     jax.clear_caches()  # read at trace time
     try:
         lay_gpu = shower.layout(jr.key(77), m, 1024)
-        events_gpu, _ = shower.realize(lay_gpu, m, chunk=128)
-        # The first chunk in emission-count order fits a tier below 16 slots.
-        assert np.asarray(lay.structure.valid)[np.asarray(lay.order)[:128]].sum(axis=1).max() <= 8
-        d_gpu = tangent()
+        (p_gpu, w_gpu), (dp_gpu, dw_gpu) = realize_jvp(lay_gpu)
     finally:
         monkeypatch.undo()
         jax.clear_caches()
+    # The first chunk in emission-count order fits the 8-slot tier.
+    assert np.asarray(lay.structure.valid)[np.asarray(lay.order)[:128]].sum(axis=1).max() <= 8
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), lay.steps, lay_gpu.steps)
     assert lay_gpu.n_steps == lay.n_steps
-    np.testing.assert_allclose(np.asarray(events_gpu.momenta), np.asarray(events.momenta), rtol=0, atol=1e-11 * SQRT_S)
-    np.testing.assert_allclose(np.asarray(events_gpu.weights), np.asarray(events.weights), rtol=1e-11)
-    np.testing.assert_allclose(d_gpu, d_cpu, rtol=0, atol=1e-9 * np.abs(d_cpu).max())
+    np.testing.assert_allclose(p_gpu, p_cpu, rtol=0, atol=1e-11 * SQRT_S)
+    np.testing.assert_allclose(w_gpu, w_cpu, rtol=1e-11)
+    np.testing.assert_allclose(dp_gpu, dp_cpu, rtol=0, atol=1e-9 * np.abs(dp_cpu).max())
+    np.testing.assert_allclose(dw_gpu, dw_cpu, rtol=0, atol=1e-9 * np.abs(dw_cpu).max())
 
 
 def assert_first_chunk_small(lay, chunk: int) -> None:

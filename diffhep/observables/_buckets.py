@@ -14,6 +14,7 @@ from jaxtyping import Array, ArrayLike
 
 from .._devices import work_sizes
 
+
 def _round_rows(count: int, granularity: int | None) -> int:
     if granularity is not None:
         g = max(1, int(granularity))
@@ -34,7 +35,9 @@ class MultiplicityBuckets(eqx.Module):
 
     `sizes`: the bucket sizes (particles per event); default the backend's
     (`_devices.WorkSizes.bucket_sizes`: finer on an accelerator, which compiles more
-    but evaluates less padding). Bucket lengths are rounded up (padding rows are dropped) so that batches with
+    but evaluates less padding).
+
+    Bucket lengths are rounded up (padding rows are dropped) so that batches with
     slightly different multiplicities share shapes and a jitted caller does not
     recompile: to a multiple of `granularity` if given, else to a multiple of the
     largest power of two ≤ count/8 (at least 8), i.e. ≤ 12.5 % padding per bucket. A

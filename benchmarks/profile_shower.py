@@ -51,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.float32:
         jax.config.update("jax_enable_x64", True)
     import equinox as eqx
-    import jax.numpy as jnp
     import jax.random as jr
-    import numpy as np
 
     from diffhep import _devices, observables, shower
     from diffhep.shower import _shower

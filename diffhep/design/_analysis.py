@@ -15,9 +15,9 @@ import jax.numpy as jnp
 from jax.scipy.special import gammaln
 from jaxtyping import Array, ArrayLike, Float
 
+from .._precision import FULL
 from .._safe import safe_div, safe_log, safe_sqrt
 from ..observables import soft_histogram as soft_histogram
-from .._precision import FULL
 
 
 def sigmoid_cut(

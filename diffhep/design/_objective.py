@@ -20,9 +20,9 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .. import observables, shower
 from .._events import Events
+from .._precision import FULL
 from .._safe import safe_div, safe_sqrt
 from ..detector import BOX, LEAVES, DetectorParams, DetectorNoise, cost, draw_noise, respond_with_noise
-from .._precision import FULL
 
 OBJECTIVES = ("alphas", "jer")
 """`alphas`: 100 σ(α_s)/α_s in %, the expected relative uncertainty on α_s(M_Z) from

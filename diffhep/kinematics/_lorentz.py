@@ -10,8 +10,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._safe import safe_div, safe_sqrt
 from .._precision import FULL
+from .._safe import safe_div, safe_sqrt
 
 
 def _lift(v: Array, ndim: int) -> Array:

@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float
 
+from .._precision import FULL
 from .._safe import safe_div, safe_norm
 from ._common import batched
-from .._precision import FULL
 
 
 def _durham_event(p: Array, mask: Array) -> Array:

@@ -20,11 +20,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float
 
+from .._precision import FULL
 from .._safe import safe_div, safe_norm
 from ._common import batched
 from ._thrust import _CACHE_ELEMENTS, _thrust_event
-from .._precision import FULL
-
 
 
 def _c_parameter_event(p: Array, mask: Array) -> Array:
@@ -43,7 +42,8 @@ def _sphericity_eigen(p: Array, mask: Array) -> tuple[Array, Array]:
     s = safe_div(s, jnp.trace(s) * jnp.ones_like(s))
     _, vecs = jnp.linalg.eigh(jax.lax.stop_gradient(s))  # ascending eigenvalues
     v1, v3 = vecs[:, -1], vecs[:, 0]
-    return jnp.dot(v1, jnp.dot(s, v1, precision=FULL), precision=FULL), jnp.dot(v3, jnp.dot(s, v3, precision=FULL), precision=FULL)
+    quadratic = lambda v: jnp.dot(v, jnp.dot(s, v, precision=FULL), precision=FULL)  # noqa: E731
+    return quadratic(v1), quadratic(v3)
 
 
 def _sphericity_event(p: Array, mask: Array) -> Array:

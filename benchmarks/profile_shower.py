@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=2_000_000)
     ap.add_argument("--float32", action="store_true")
     ap.add_argument(
-        "--sweep", nargs="?", const="sizes,tiers,skip,buckets", default="",
-        help="comma list of what to re-time: sizes (batch sizes), tiers (slot tiers), skip (skipped steps), buckets (thrust bucket sizes); bare: all",
+        "--sweep", nargs="?", const="sizes,tiers,skip,buckets,unroll", default="",
+        help="comma list of what to re-time: sizes (batch sizes), tiers (slot tiers), skip (skipped steps), buckets (thrust bucket sizes), unroll (cascade steps per loop test); bare: all",
     )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None)
@@ -173,6 +173,14 @@ def main(argv: list[str] | None = None) -> int:
             with work_sizes_changed(**change):
                 tag = ",".join(f"{k}={v}" for k, v in change.items()).replace(" ", "")
                 phases(tag, {"steps", "realize"})
+    if "unroll" in sweep:
+        # Work-queue steps of the cascade per test of its loop condition.
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _harness import work_sizes_changed
+
+        for unroll in [u for u in (1, 4, 8) if u != _devices.work_sizes().cascade_unroll]:
+            with work_sizes_changed(cascade_unroll=unroll):
+                phases(f"cascade_unroll={unroll}", {"structures"})
     if "buckets" in sweep:
         # The thrust buckets of the other backend's sizes.
         other = _devices._CPU_SIZES if jax.default_backend() != "cpu" else _devices._ACCELERATOR_SIZES

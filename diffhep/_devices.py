@@ -66,6 +66,9 @@ class WorkSizes(NamedTuple):
 
     cascade_lanes: int
     """Work-queue lanes of `shower.cascade_structures`."""
+    cascade_unroll: int
+    """Work-queue steps of `shower.cascade_structures` per test of its loop condition
+    (each test is a device-to-host copy on an accelerator)."""
     steps_batch: int
     """Events per `lax.map` step of the shower's colour ordering."""
     realize_chunk: int
@@ -107,6 +110,7 @@ class WorkSizes(NamedTuple):
 # (`me._api.chunk_size` has the numbers and the exception, g g > t t~ g g).
 _CPU_SIZES = WorkSizes(
     cascade_lanes=1024,
+    cascade_unroll=1,
     steps_batch=1024,
     realize_chunk=512,
     me_lanes=2**14,
@@ -124,6 +128,11 @@ _CPU_SIZES = WorkSizes(
 )
 _ACCELERATOR_SIZES = WorkSizes(
     cascade_lanes=2**17,
+    # H100, float32, 2·10⁶ events: ≈ 170 steps of 2¹⁷ lanes take 44 ms; 2¹⁹ lanes (≈ 64
+    # steps) also 44 ms, so a step costs ≈ 0.12 ms + 1.1 ns per lane, and the device sat
+    # idle for a third of the layout. Unrolled 4×, ≈ 42 of the 170 predicates reach
+    # the host (unmeasured on a GPU so far; `profile_shower.py --sweep unroll`).
+    cascade_unroll=4,
     steps_batch=2**16,
     realize_chunk=2**18,
     me_lanes=2**22,

@@ -277,13 +277,10 @@ def cascade_structures(keys: Key[Array, " n"], model: DiscreteQCD, lanes: int | 
         i = jnp.where(fresh, 0, i)
         n = jnp.where(fresh, 0, n)
         d, parent_anc, paths, base, a, lane_keys = jax.vmap(open_triangle, in_axes=(0, 0, 0, None))(ev, i, fresh, st)
-        # The uniforms come out of a conditional whose predicate always holds but is
-        # not known to XLA, so they are computed once: as a plain expression XLA
-        # fused the integer hash into each of its three consumers (κ, rapidity, the
-        # stored uniforms), 30 % of this loop's time on a CPU.
-        u = jax.lax.cond(
-            nxt >= 0, uniforms, lambda *_: jnp.zeros((*paths.shape, 3), dtype), lane_keys, paths
-        )
+        # The uniforms pass an optimisation barrier, so they are computed once: as a
+        # plain expression XLA fused the integer hash into each of its three consumers
+        # (κ, rapidity, the stored uniforms), 30 % of this loop's time on a CPU.
+        u = jax.lax.optimization_barrier(uniforms(lane_keys, paths))
         kappa, y, w = jax.vmap(draw)(base, a, u[..., 0], u[..., 1])
         live = ev < n_ev
         emit = (kappa > kc) & live[:, None]
@@ -325,6 +322,14 @@ def cascade_structures(keys: Key[Array, " n"], model: DiscreteQCD, lanes: int | 
         ev, i, n, nxt, _ = carry
         return (nxt < n_ev) | jnp.any((ev < n_ev) & (i < n))
 
+    # Once the queue is empty, `body` changes nothing (every lane takes an event ≥ N,
+    # whose rows are dropped), so it may run `unroll` times per test of `cond`: an
+    # accelerator copies the loop's predicate to the host at every test.
+    unroll = work_sizes().cascade_unroll
+
+    def body_unrolled(carry):
+        return jax.lax.fori_loop(0, unroll, lambda _, c: body(c), carry)
+
     # Slot indices, bins and depths in the narrowest integers that hold them: the
     # structure is the layout's bulk (int32 ancestors alone were 3 kB per event).
     small = _small_int(max(n_slots, depth_max + 1, nb + 1))
@@ -343,5 +348,5 @@ def cascade_structures(keys: Key[Array, " n"], model: DiscreteQCD, lanes: int | 
     )
     zeros = jnp.zeros(lanes, jnp.int32)
     carry = (jnp.full(lanes, n_ev, jnp.int32), zeros, zeros, jnp.zeros((), jnp.int32), empty)
-    _, _, _, _, st = jax.lax.while_loop(cond, body, carry)
+    _, _, _, _, st = jax.lax.while_loop(cond, body_unrolled if unroll > 1 else body, carry)
     return st

@@ -2,7 +2,17 @@
 import of diffhep. Runtime shape checks come from `--jaxtyping-packages` in
 pyproject.toml."""
 
-import jax
+import os
+
+# The suite is mostly compilation: with LLVM's optimisation off, XLA compiles the
+# same programs, with the same floating-point semantics (no fast math either way),
+# into slower code sooner. Two of the heaviest tests, 129 → 99 s on 2 cores. Set
+# before JAX starts its backend; subprocesses (CLI, notebooks, two devices) inherit it.
+_OPT_FLAG = "--xla_backend_optimization_level=0"
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_OPT_FLAG}".strip()
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -71,20 +71,23 @@ _SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def two_devices(tmp_path_factory):
     out = tmp_path_factory.mktemp("devices") / "sharded.npz"
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"  # with conftest's
+    env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
     subprocess.run([sys.executable, "-c", _SCRIPT, str(out)], check=True, env=env, timeout=600)
     return np.load(out)
 
 
 def test_sharded_shower_equals_one_device(two_devices):
     """Two devices, each showering its half of the events: the same layout, momenta
-    to 1e-12 √s and weights to 1e-12 (each event is computed by the same kernel; only
-    op fusion may differ)."""
+    to 1e-11 √s and weights to 1e-12 (each event is computed by the same kernel; only
+    op fusion may differ, and its round-off grows through up to 30 boosts in nearly
+    collinear dipoles, as in test_shower's sorted-chunk test: measured with the suite's
+    unoptimised XLA code, 2 of 62 400 components above 1e-12 √s, largest 1.1e-12 √s)."""
     m = shower.DiscreteQCD()
     lay = shower.layout(jr.key(5), m, N)
     ev, _ = shower.realize(lay, m)
     assert np.array_equal(np.asarray(lay.steps.valid), two_devices["v"])
-    np.testing.assert_allclose(two_devices["p"], np.asarray(ev.momenta), rtol=0, atol=1e-12 * shower.MZ)
+    np.testing.assert_allclose(two_devices["p"], np.asarray(ev.momenta), rtol=0, atol=1e-11 * shower.MZ)
     np.testing.assert_allclose(two_devices["w"], np.asarray(ev.weights), rtol=1e-12)
 
 

@@ -471,7 +471,8 @@ def test_two_devices_give_the_values_and_gradients_of_one(params, tmp_path):
     np.savez(tmp_path / "in.npz", p=p)
     results = {}
     for devices in (1, 2):
-        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+        flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"  # with conftest's
+        env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
         out = tmp_path / f"out{devices}.npz"
         subprocess.run([sys.executable, "-c", script, str(tmp_path / "in.npz"), str(out)], check=True, env=env, timeout=600)
         results[devices] = np.load(out)

@@ -125,7 +125,7 @@ def _worker(args: argparse.Namespace) -> None:
     save()
     for n in args.sizes:
         key = jax.random.key(args.seed)
-        for mode in MODES:
+        for mode in args.modes.split(","):
             phases: list[dict[str, float]] = []
             info: dict[str, Any] = {}
 
@@ -242,7 +242,7 @@ def _run_worker(
         sys.executable, str(Path(__file__).resolve()), "--worker", "--dtype", dtype,
         "--sizes", ",".join(map(str, sizes)), "--seed", str(args.seed),
         "--repeats", str(args.repeats), "--repeats-large", str(args.repeats_large),
-        "--large", str(args.large), "--alpha-s", str(args.alpha_s),
+        "--large", str(args.large), "--alpha-s", str(args.alpha_s), "--modes", args.modes,
     ]  # fmt: skip
     if single_thread:
         env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS"), SINGLE_THREAD_XLA_FLAGS]))
@@ -343,10 +343,15 @@ def run(
     seed: int = 20261125,
     alpha_s: float = 0.118,
     cpu_devices: bool = True,
+    modes: tuple[str, ...] = MODES,
 ) -> dict[str, Any]:
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        raise ValueError(f"unknown modes {unknown}; known: {', '.join(MODES)}")
     args = argparse.Namespace(
-        repeats=repeats, repeats_large=repeats_large, large=large, seed=seed, alpha_s=alpha_s
-    )
+        repeats=repeats, repeats_large=repeats_large, large=large, seed=seed, alpha_s=alpha_s,
+        modes=",".join(modes),
+    )  # fmt: skip
     pythia: dict[str, Any] | None = None
     peer_passes = []
     if peer:
@@ -423,6 +428,7 @@ def run(
         "settings": {
             "sizes": list(sizes),
             "dtypes": list(dtypes),
+            "modes_run": list(modes),
             "single_thread_sizes": list(single_thread_sizes),
             "repeats": repeats,
             "repeats_large": repeats_large,
@@ -474,6 +480,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--alpha-s", type=float, default=0.118)
+    parser.add_argument(
+        "--modes", default=",".join(MODES),
+        help="comma list of modes to time (a GPU compiles each for 35-60 s: forward modes alone fit a short lease)",
+    )  # fmt: skip
     parser.add_argument("--out", help="also copy the result JSON into this folder")
     # internal: one worker subprocess
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -501,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         alpha_s=args.alpha_s,
         cpu_devices=not args.no_cpu_devices,
+        modes=tuple(args.modes.split(",")),
     )
     path = write_result("shower", result)
     if args.out:

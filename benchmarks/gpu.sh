@@ -2,7 +2,7 @@
 # GPU benchmarks in one go, for a lent GPU machine (no install: its python3 has jax,
 # equinox, optax, typer, tqdm; pythia8mc is missing, so the shower's peer figures are
 # the CPU result's). Usage, from the repository root, with the PDF grid copied to .gpu/:
-#   bash benchmarks/gpu.sh OUTDIR [shower|me|me-rows|mtop|profile|sweep32|tune|jumps ...]
+#   bash benchmarks/gpu.sh OUTDIR [shower|target|me|me-rows|mtop|profile|sweep32|unroll32|tune|jumps ...]
 # SHOWER_N (default 2000000) sets the shower's event count, for a quick check elsewhere.
 # Time on an H100: shower ~400 s (six compiles of 35-60 s), me ~330 s (g g > t t~ g g value+grad compiles for 130 s),
 # mtop ~180 s, profile ~60 s: more than one 10-minute call, so name the parts. me-rows
@@ -50,6 +50,14 @@ for part in $parts; do
       me 200 "g g > t t~ g g" 10000 --grad --sizes me_lanes=2**28 ;;
     # float32 phases and the A/Bs of the accelerator's loop choices against the CPU's:
     # slot tiers, skipped steps, thrust bucket sizes (each re-traced: ~60 s apiece).
+    # The H100 forward target (1e7 shower + thrust events/s) alone: float32 at 4e6, the
+    # forward modes only (each compiles for 35-60 s; JSON even when the JVP would not fit).
+    target) timeout 240 python3 benchmarks/bench_shower.py --sizes 4000000 --dtypes float32 --no-cpu-devices \
+              --no-single-thread --no-peer --peer-from benchmarks/results/shower-cpu.json \
+              --modes shower,shower+thrust --repeats 3 --repeats-large 3 --out "$out" ;;
+    # The cascade's steps per loop test (WorkSizes.cascade_unroll) and the other loop
+    # choices, float32 phases.
+    unroll32) timeout 200 python3 benchmarks/profile_shower.py --events "$n" --float32 --sweep unroll --repeats 3 --out "$out" ;;
     sweep32) timeout 400 python3 benchmarks/profile_shower.py --events "$n" --float32 --sweep tiers,skip,buckets --repeats 3 --out "$out" ;;
     # The jump partners' cost against realize's JVP (H100, stop 19: 3.7x at 10^6).
     jumps) timeout 150 python3 benchmarks/run.py jumps && cp benchmarks/results/jumps-gpu.json "$out/" ;;

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from jaxtyping import Array
+from jaxtyping import Array, ArrayLike
 
 from .. import observables, shower
 from .._devices import n_shards
@@ -151,12 +151,14 @@ class ShowerTemplate:
 
     def fractions_fn(self, alpha_s: float) -> Callable[[Array], tuple[Array, Array]]:
         """The differentiable map α_s ↦ (fractions, MC variance), each `(bins + 1,)` as
-        in `predict`, with the shower's discrete content fixed at `alpha_s` (for
-        `jax.grad`/`jax.hessian` by users). Its derivatives are `realize`'s, without
-        the jump partners' surface term (see `jumps`)."""
-        lay, buckets, h, _, _ = self._arrays(alpha_s)
+        in `predict`, with the shower's discrete content fixed at `alpha_s`, for
+        `jax.grad`, `jax.jacfwd` or `jax.hessian` by users. Its value and first
+        derivative at `alpha_s` are `predict`'s: with `jumps`, the derivative includes
+        the jump partners' surface term (`shower.realize_with_jumps`), which holds for
+        the first derivative only (a Hessian sees the partners' weights as linear)."""
+        lay, buckets, h, partners, _ = self._arrays(alpha_s, jumps=self.jumps)
         edges = jnp.asarray(self.edges)
-        return lambda a: _fractions(a, lay, buckets, self.base, self.observable, edges, h)
+        return lambda a: _fractions(a, lay, partners, buckets, self.base, self.observable, edges, h)
 
 
 def _with_alpha(base: shower.DiscreteQCD, alpha_s: Array) -> shower.DiscreteQCD:
@@ -165,10 +167,12 @@ def _with_alpha(base: shower.DiscreteQCD, alpha_s: Array) -> shower.DiscreteQCD:
     return eqx.tree_at(lambda m: m.alpha_s, base, alpha_s)
 
 
-def _fractions(alpha_s, lay, buckets, base, observable, edges, h):
+def _fractions(alpha_s, lay, partners, buckets, base, observable, edges, h):
     """Normalised soft histogram of `observable` and Σw²/(Σw)² per bin, each
-    `(bins + 1,)` with the fraction outside the binned range last."""
-    events, _ = shower.realize(lay, _with_alpha(base, alpha_s))
+    `(bins + 1,)` with the fraction outside the binned range last; with the jump
+    `partners` (or None) joined to the events."""
+    m = _with_alpha(base, alpha_s)
+    events, _ = shower.realize(lay, m) if partners is None else shower.realize_with_jumps(lay, partners, m)
     x = buckets.apply(event_shape(observable), events.momenta, events.mask)
     return _normalised_histogram(x, events.weights, edges, h)
 
@@ -201,7 +205,7 @@ def _histogram_jvp(x, dx, w, dw, edges, h):
     return jax.jvp(lambda x, w: _normalised_histogram(x, w, edges, h), (x, w), (dx, dw))
 
 
-def poisson_nll(counts: Array, expected: Array) -> Array:
+def poisson_nll(counts: ArrayLike, expected: ArrayLike) -> Array:
     """Binned Poisson −ln L up to a constant: Σ (μ − n ln μ). Differentiable in μ."""
     expected = jnp.asarray(expected)
     return jnp.sum(expected - jnp.asarray(counts) * jnp.log(expected))

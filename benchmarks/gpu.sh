@@ -48,16 +48,16 @@ for part in $parts; do
           | sed "s|^|[$flags] |"
       done
       me 200 "g g > t t~ g g" 10000 --grad --sizes me_lanes=2**28 ;;
-    # float32 phases and the A/Bs of the accelerator's loop choices against the CPU's:
-    # slot tiers, skipped steps, thrust bucket sizes (each re-traced: ~60 s apiece).
     # The H100 forward target (1e7 shower + thrust events/s) alone: float32 at 4e6, the
     # forward modes only (each compiles for 35-60 s; JSON even when the JVP would not fit).
     target) timeout 240 python3 benchmarks/bench_shower.py --sizes 4000000 --dtypes float32 --no-cpu-devices \
               --no-single-thread --no-peer --peer-from benchmarks/results/shower-cpu.json \
               --modes shower,shower+thrust --repeats 3 --repeats-large 3 --out "$out" ;;
-    # The cascade's steps per loop test (WorkSizes.cascade_unroll) and the other loop
-    # choices, float32 phases.
+    # The cascade's work-queue steps per test of its loop condition (WorkSizes.cascade_unroll
+    # 1, 4, 8), float32, the cascade phase alone.
     unroll32) timeout 200 python3 benchmarks/profile_shower.py --events "$n" --float32 --sweep unroll --repeats 3 --out "$out" ;;
+    # float32 phases and the A/Bs of the accelerator's loop choices against the CPU's:
+    # slot tiers, skipped steps, thrust bucket sizes (each re-traced: ~60 s apiece).
     sweep32) timeout 400 python3 benchmarks/profile_shower.py --events "$n" --float32 --sweep tiers,skip,buckets --repeats 3 --out "$out" ;;
     # The jump partners' cost against realize's JVP (H100, stop 19: 3.7x at 10^6).
     jumps) timeout 150 python3 benchmarks/run.py jumps && cp benchmarks/results/jumps-gpu.json "$out/" ;;

@@ -117,26 +117,37 @@ def colour_steps(
     n_valid = jnp.sum(em.valid, dtype=jnp.int32)
     slots = jnp.arange(n_part)
 
-    def body(carry):
-        j, chain, present, left, right = carry
+    def insert(chain, present, j, active):
+        """Emission j (in κ order) joins the colour chain, if `active`: its left and
+        right neighbours, and the chain and partons present after it."""
         e = order[j] + 2
         rank = jnp.sum(present & lex_less(t["keys"], t["keys"][e]), dtype=jnp.int32)
-        left = left.at[j].set(chain[rank - 1])
-        right = right.at[j].set(chain[rank])
-        chain = jnp.where(slots > rank, jnp.roll(chain, 1), chain).at[rank].set(e)
-        return j + 1, chain, present.at[e].set(True), left, right
+        left, right = chain[rank - 1], chain[rank]
+        chain = jnp.where(active & (slots > rank), jnp.roll(chain, 1), chain)
+        chain = chain.at[rank].set(jnp.where(active, e, chain[rank]))
+        # Elementwise, so that XLA updates `present` in place (a scatter copied it).
+        return chain, present | ((slots == e) & active), left, right
 
     chain0 = jnp.zeros(n_part, jnp.int32).at[1].set(1)
     present0 = jnp.zeros(n_part, bool).at[:2].set(True)
-    idx0 = jnp.zeros(n_em, jnp.int32)
-    carry = (jnp.zeros((), jnp.int32), chain0, present0, idx0, idx0.at[:].set(1))
     if run_all:
-        def masked(_, carry):
-            new = body(carry)
-            return jax.tree.map(lambda a, b: jnp.where(carry[0] < n_valid, a, b), new, carry)
+        # The neighbours are the scan's outputs, not rows written into the carry: a
+        # masked carry update needs the old carry after the new one exists, so XLA
+        # copied every carried array every step.
+        def step(carry, j):
+            active = j < n_valid
+            chain, present, left, right = insert(*carry, j, active)
+            return (chain, present), (jnp.where(active, left, 0), jnp.where(active, right, 1))
 
-        _, _, _, left, right = jax.lax.fori_loop(0, n_em, masked, carry)
+        _, (left, right) = jax.lax.scan(step, (chain0, present0), jnp.arange(n_em, dtype=jnp.int32))
     else:
+        def body(carry):
+            j, chain, present, left, right = carry
+            chain, present, l_j, r_j = insert(chain, present, j, True)
+            return j + 1, chain, present, left.at[j].set(l_j), right.at[j].set(r_j)
+
+        idx0 = jnp.zeros(n_em, jnp.int32)
+        carry = (jnp.zeros((), jnp.int32), chain0, present0, idx0, idx0.at[:].set(1))
         _, _, _, left, right = jax.lax.while_loop(lambda c: c[0] < n_valid, body, carry)
     valid = jnp.arange(n_em) < n_valid
     pad = lambda x, v: jnp.concatenate([x, jnp.full(n_all - n_em, v, x.dtype)])  # noqa: E731

@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     from diffhep import _devices, observables, shower
     from diffhep.shower import _shower
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _harness import trace_summary, trace_top, work_sizes_changed
+
     n, r = args.events, args.repeats
     model = shower.DiscreteQCD(alpha_s=0.118)
     key = jr.key(20261126)
@@ -116,9 +119,6 @@ def main(argv: list[str] | None = None) -> int:
         # Kernel-level times as JSON (Perfetto), readable without TensorBoard: one trace
         # per part, each with the device's busy time against its span (the gap is
         # launch and host-sync time).
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _harness import trace_summary, trace_top
-
         lay = jax.block_until_ready(shower.layout(key, model, n))
         ev, _ = jax.block_until_ready(shower.realize(lay, model))
         b = observables.MultiplicityBuckets(lay.mask)
@@ -139,56 +139,37 @@ def main(argv: list[str] | None = None) -> int:
             result["trace"][part] = {"wall_ms": round(wall * 1e3, 3), **trace_summary(folder), "top": trace_top(folder, 25)}
             print(part, json.dumps(result["trace"][part]), flush=True)
         save()
+    # Each setting: one change of the backend's `_devices.WorkSizes` and the phases it
+    # touches, re-traced with it in force.
     sweep = set(filter(None, args.sweep.split(",")))
-    if "sizes" in sweep:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _harness import work_sizes_changed
-
-        for field, value, which in [
-            ("realize_chunk", 2**19, {"realize"}),
-            ("realize_chunk", 2**21, {"realize"}),
-            ("observable_scale", 512, {"thrust"}),
-            ("cascade_lanes", 2**19, {"structures"}),
-            ("steps_batch", 2**18, {"steps"}),
-        ]:
-            try:
-                with work_sizes_changed(**{field: value}):
-                    phases(f"{field}={value}", which)
-            except Exception as exc:  # e.g. out of memory: record, go on
-                result["sweep"].append({"setting": f"{field}={value}", "error": str(exc)[:500]})
-                print(field, value, "failed:", str(exc)[:300], flush=True)
-    if "tiers" in sweep or "skip" in sweep:
-        # The shower's per-backend loop choices (`_devices.WorkSizes`): emission-slot
-        # tiers of `_by_busiest`, and whether loops stop at each chunk's busiest event.
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _harness import work_sizes_changed
-
-        ws = _devices.work_sizes()
-        settings = []
-        if "tiers" in sweep:
-            settings += [{"emission_tiers": t} for t in [(16,), (8, 16), (4, 8, 12, 16, 24, 32)] if t != ws.emission_tiers]
-        if "skip" in sweep:
-            settings.append({"skip_steps": not ws.skip_steps})
-        for change in settings:
-            with work_sizes_changed(**change):
-                tag = ",".join(f"{k}={v}" for k, v in change.items()).replace(" ", "")
-                phases(tag, {"steps", "realize"})
-    if "unroll" in sweep:
-        # Work-queue steps of the cascade per test of its loop condition.
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _harness import work_sizes_changed
-
-        for unroll in [u for u in (1, 4, 8) if u != _devices.work_sizes().cascade_unroll]:
-            with work_sizes_changed(cascade_unroll=unroll):
-                phases(f"cascade_unroll={unroll}", {"structures"})
-    if "buckets" in sweep:
-        # The thrust buckets of the other backend's sizes.
+    ws = _devices.work_sizes()
+    settings: list[tuple[dict, set[str]]] = []
+    if "sizes" in sweep:  # batch sizes
+        settings += [
+            ({"realize_chunk": 2**19}, {"realize"}),
+            ({"realize_chunk": 2**21}, {"realize"}),
+            ({"observable_scale": 512}, {"thrust"}),
+            ({"cascade_lanes": 2**19}, {"structures"}),
+            ({"steps_batch": 2**18}, {"steps"}),
+        ]
+    if "tiers" in sweep:  # emission-slot tiers of `_by_busiest`
+        tiers = [(16,), (8, 16), (4, 8, 12, 16, 24, 32)]
+        settings += [({"emission_tiers": t}, {"steps", "realize"}) for t in tiers if t != ws.emission_tiers]
+    if "skip" in sweep:  # whether loops stop at each chunk's busiest event
+        settings.append(({"skip_steps": not ws.skip_steps}, {"steps", "realize"}))
+    if "unroll" in sweep:  # work-queue steps of the cascade per test of its loop condition
+        settings += [({"cascade_unroll": u}, {"structures"}) for u in (1, 4, 8) if u != ws.cascade_unroll]
+    if "buckets" in sweep:  # the thrust buckets of the other backend's sizes
         other = _devices._CPU_SIZES if jax.default_backend() != "cpu" else _devices._ACCELERATOR_SIZES
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _harness import work_sizes_changed
-
-        with work_sizes_changed(bucket_sizes=other.bucket_sizes):
-            phases("bucket_sizes=" + ",".join(map(str, other.bucket_sizes)), {"thrust"})
+        settings.append(({"bucket_sizes": other.bucket_sizes}, {"thrust"}))
+    for change, which in settings:
+        tag = ",".join(f"{k}={v}" for k, v in change.items()).replace(" ", "")
+        try:
+            with work_sizes_changed(**change):
+                phases(tag, which)
+        except Exception as exc:  # e.g. out of memory: record, go on
+            result["sweep"].append({"setting": tag, "error": str(exc)[:500]})
+            print(tag, "failed:", str(exc)[:300], flush=True)
     return 0
 
 

@@ -40,3 +40,10 @@ def massless(p3: np.ndarray) -> np.ndarray:
     """`(…, 3)` three-momenta → `(…, 4)` massless four-momenta."""
     e = np.linalg.norm(p3, axis=-1, keepdims=True)
     return np.concatenate([e, p3], axis=-1)
+
+
+def cpu_devices_env(n: int) -> dict[str, str]:
+    """The environment of a subprocess with `n` XLA CPU devices, keeping this run's
+    other `XLA_FLAGS` (the optimisation level above)."""
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={int(n)}"
+    return dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")

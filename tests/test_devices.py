@@ -18,6 +18,7 @@ import jax.random as jr
 import numpy as np
 import pytest
 
+from conftest import cpu_devices_env
 from diffhep import observables, shower
 from diffhep.fit._template import ShowerTemplate
 
@@ -71,9 +72,7 @@ _SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def two_devices(tmp_path_factory):
     out = tmp_path_factory.mktemp("devices") / "sharded.npz"
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"  # with conftest's
-    env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
-    subprocess.run([sys.executable, "-c", _SCRIPT, str(out)], check=True, env=env, timeout=600)
+    subprocess.run([sys.executable, "-c", _SCRIPT, str(out)], check=True, env=cpu_devices_env(2), timeout=600)
     return np.load(out)
 
 

@@ -445,10 +445,11 @@ def test_two_devices_give_the_values_and_gradients_of_one(params, tmp_path):
     # With several devices `matrix_element` splits the events over them (shard_map); the
     # values and the gradients (momenta, and parameters summed over devices) are those
     # of one device. Two CPU devices need a fresh process (XLA fixes them at start-up).
-    import os
     import subprocess
     import sys
     import textwrap
+
+    from conftest import cpu_devices_env
 
     script = textwrap.dedent(
         """
@@ -471,10 +472,10 @@ def test_two_devices_give_the_values_and_gradients_of_one(params, tmp_path):
     np.savez(tmp_path / "in.npz", p=p)
     results = {}
     for devices in (1, 2):
-        flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"  # with conftest's
-        env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
         out = tmp_path / f"out{devices}.npz"
-        subprocess.run([sys.executable, "-c", script, str(tmp_path / "in.npz"), str(out)], check=True, env=env, timeout=600)
+        subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / "in.npz"), str(out)], check=True, env=cpu_devices_env(devices), timeout=600
+        )
         results[devices] = np.load(out)
     assert int(results[2]["n_devices"]) == 2  # the events were split
     for key in ("me", "value", "gp", "gq_MT", "gq_WT", "gq_aS"):

@@ -202,14 +202,12 @@ def apply_steps(
         yd = (2.0 * r - 1.0) * y_half
         kt = lam * jnp.exp(0.5 * k_eff) * jnp.sqrt(smoothstep((k - kc) / model.softness))
         pa2, pg, pb2, xa, xb = dipole_emission(pa, pb, kt, yd, em.phi[e - 2])
-        # The three changed rows in one in-place scatter, their old values where the
-        # step is padding. A select of the whole table (as before) needs the old table
-        # after the writes, so XLA copied the table every step; three separate writes
-        # fused a read of the old table into the second and copied it too. One core,
-        # 10⁵ events, float64: realize 0.763 → 0.743 s, its JVP 1.62 → 1.57 s (with the
-        # accelerator's static trip counts: 1.137 → 1.112 s, JVP 2.64 → 2.56 s). On an
-        # H200, three separate writes inside the `n_active` branch were slower than the
-        # select (0.28 vs 0.21 s); a GPU no longer takes that branch (`skip_steps`).
+        # The three changed rows in one in-place scatter (old values on padding steps).
+        # A select of the whole table needs the old table after the writes, and three
+        # separate writes fused a read of it into the second: either way XLA copied the
+        # table every step (one core, 10⁵ events: realize 0.763 → 0.742 s, JVP 1.63 →
+        # 1.57 s). (On an H200 the three writes inside the `n_active` branch lost to
+        # the select, 0.28 vs 0.21 s; a GPU no longer takes that branch, `skip_steps`.)
         rows = jnp.stack([a_row, g_row, b_row])
         new = jnp.where(valid, jnp.stack([pa2, pg, pb2]), p[rows])
         p = p.at[rows].set(new, unique_indices=True)

@@ -54,7 +54,8 @@ for part in $parts; do
               --no-single-thread --no-peer --peer-from benchmarks/results/shower-cpu.json \
               --modes shower,shower+thrust --repeats 3 --repeats-large 3 --out "$out" ;;
     # The cascade's work-queue steps per test of its loop condition (WorkSizes.cascade_unroll
-    # 1, 4, 8), float32, the cascade phase alone.
+    # 1, 4, 8) and its uniforms in a branch (the CPU's form) instead of behind a barrier,
+    # float32, the cascade phase alone.
     unroll32) timeout 200 python3 benchmarks/profile_shower.py --events "$n" --float32 --sweep unroll --repeats 3 --out "$out" ;;
     # float32 phases and the A/Bs of the accelerator's loop choices against the CPU's:
     # slot tiers, skipped steps, thrust bucket sizes (each re-traced: ~60 s apiece).

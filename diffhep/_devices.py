@@ -69,6 +69,11 @@ class WorkSizes(NamedTuple):
     cascade_unroll: int
     """Work-queue steps of `shower.cascade_structures` per test of its loop condition
     (each test is a device-to-host copy on an accelerator)."""
+    cascade_branch: bool
+    """Whether `shower.cascade_structures` computes each step's uniforms in an
+    always-taken `lax.cond` (a CPU core: 7 % faster than an optimisation barrier) or behind
+    an optimisation barrier (an accelerator copies every `lax.cond` predicate to the
+    host). Either keeps XLA from fusing the hash into each of its three consumers."""
     steps_batch: int
     """Events per `lax.map` step of the shower's colour ordering."""
     realize_chunk: int
@@ -111,6 +116,12 @@ class WorkSizes(NamedTuple):
 _CPU_SIZES = WorkSizes(
     cascade_lanes=1024,
     cascade_unroll=1,
+    # 10⁵ events (2026-11-27, branch and barrier in alternation), structures: one
+    # pinned core 1.25/1.25/1.29 s with the branch, 1.35/1.34/1.38 s with the barrier
+    # (also behind a second barrier on its inputs: 1.35/1.34 s); both cores as two
+    # devices (the `diffhep` command) 0.64/0.62 vs 0.67/0.69 s. Only one device with
+    # two threads prefers the barrier, 0.96/0.97 vs 0.91/0.91 s.
+    cascade_branch=True,
     steps_batch=1024,
     realize_chunk=512,
     me_lanes=2**14,
@@ -133,6 +144,7 @@ _ACCELERATOR_SIZES = WorkSizes(
     # idle for a third of the layout. Unrolled 4×, ≈ 42 of the 170 predicates reach
     # the host (unmeasured on a GPU so far; `profile_shower.py --sweep unroll`).
     cascade_unroll=4,
+    cascade_branch=False,
     steps_batch=2**16,
     realize_chunk=2**18,
     me_lanes=2**22,

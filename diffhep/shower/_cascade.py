@@ -240,7 +240,9 @@ def cascade_structures(keys: Key[Array, " n"], model: DiscreteQCD, lanes: int | 
     nb = model.bins_per_side
     bins = jnp.arange(-nb, nb + 1, dtype=jnp.int32)
     nbins = bins.shape[0]
-    lanes = int(min(work_sizes().cascade_lanes if lanes is None else lanes, n_ev))
+    sizes = work_sizes()
+    lanes = int(min(sizes.cascade_lanes if lanes is None else lanes, n_ev))
+    branch = sizes.cascade_branch
     kc = model.kappa_cut
     big_l = model.log_s
     a_root, a_fold = model.radiator(fold=False), model.radiator(fold=True)
@@ -277,10 +279,16 @@ def cascade_structures(keys: Key[Array, " n"], model: DiscreteQCD, lanes: int | 
         i = jnp.where(fresh, 0, i)
         n = jnp.where(fresh, 0, n)
         d, parent_anc, paths, base, a, lane_keys = jax.vmap(open_triangle, in_axes=(0, 0, 0, None))(ev, i, fresh, st)
-        # The uniforms pass an optimisation barrier, so they are computed once: as a
-        # plain expression XLA fused the integer hash into each of its three consumers
-        # (κ, rapidity, the stored uniforms), 30 % of this loop's time on a CPU.
-        u = jax.lax.optimization_barrier(uniforms(lane_keys, paths))
+        # The uniforms are computed once: as a plain expression XLA fused the integer
+        # hash into each of its three consumers (κ, rapidity, the stored uniforms), 30 %
+        # of this loop's time on a CPU. A branch whose predicate always holds (unknown
+        # to XLA) prevents that and is the faster form on a CPU; an accelerator would
+        # copy its predicate to the host every step, so there a barrier does it.
+        if branch:
+            zeros = lambda *_: jnp.zeros((*paths.shape, 3), dtype)  # noqa: E731
+            u = jax.lax.cond(nxt >= 0, uniforms, zeros, lane_keys, paths)
+        else:
+            u = jax.lax.optimization_barrier(uniforms(lane_keys, paths))
         kappa, y, w = jax.vmap(draw)(base, a, u[..., 0], u[..., 1])
         live = ev < n_ev
         emit = (kappa > kc) & live[:, None]
@@ -325,7 +333,7 @@ def cascade_structures(keys: Key[Array, " n"], model: DiscreteQCD, lanes: int | 
     # Once the queue is empty, `body` changes nothing (every lane takes an event ≥ N,
     # whose rows are dropped), so it may run `unroll` times per test of `cond`: an
     # accelerator copies the loop's predicate to the host at every test.
-    unroll = work_sizes().cascade_unroll
+    unroll = sizes.cascade_unroll
 
     def body_unrolled(carry):
         return jax.lax.fori_loop(0, unroll, lambda _, c: body(c), carry)

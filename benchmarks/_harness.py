@@ -228,3 +228,50 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
             f"| {s['diffhep_compile_s']:.2f} | {s['peer']} | {peer_rate} | {ratio} | {env['date'][:10]} |"
         )
     return "\n".join(rows)
+
+
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power_of_ten(n: int) -> str:
+    """2000000 → 2·10⁶, 10000 → 10⁴ (other numbers as they are)."""
+    digits = str(int(n))
+    lead, zeros = digits.rstrip("0"), len(digits) - len(digits.rstrip("0"))
+    if len(lead) != 1 or zeros < 3:
+        return digits
+    power = f"10{str(zeros).translate(_SUPERSCRIPT)}"
+    return power if lead == "1" else f"{lead}·{power}"
+
+
+def shower_table(result: dict[str, Any]) -> str:
+    """The shower benchmark's table by precision, thread setting and batch size:
+    events/s per mode with the ratio to Pythia 8 on one core in brackets, and the
+    first call (compile + run) of each mode."""
+    modes = ["shower", "shower+thrust", "shower+thrust+jvp"]
+    peer = result["pythia8"]
+    peer_rate = {"shower": peer["next"]["events_per_s"]}
+    peer_rate["shower+thrust"] = peer_rate["shower+thrust+jvp"] = peer["next+thrust"]["events_per_s"]
+    labels = {"all, 2 devices": "2 devices (shard_map)", "all": "1 device, 2 threads"}
+    rows = [
+        "| precision | devices / threads | n | shower | shower+thrust | shower+thrust+d/dα_s | first call [s] |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for worker in result["workers"]:
+        by_n: dict[int, dict[str, dict]] = {}
+        for e in worker["entries"]:
+            by_n.setdefault(e["n_events"], {})[e["mode"]] = e
+        for n, entries in sorted(by_n.items()):
+            def cell(mode):
+                e = entries.get(mode)
+                if e is None or "events_per_s" not in e:
+                    return "–"
+                return f"{e['events_per_s']:.3g} ({e['events_per_s'] / peer_rate[mode]:.3g}×)"
+
+            first = " / ".join(f"{entries[m]['first_call_s']:.0f}" if m in entries and "first_call_s" in entries[m] else "–" for m in modes)
+            size = _power_of_ten(n)
+            threads = labels.get(worker["threads"], worker["threads"])
+            if worker.get("platform", "cpu") != "cpu":
+                threads = f"1 {worker.get('device_kind', worker['platform'])}"
+            rows.append(f"| {worker['dtype']} | {threads} | {size} | {cell(modes[0])} | {cell(modes[1])} | {cell(modes[2])} | {first} |")
+    return "\n".join(rows)
+

@@ -3,6 +3,7 @@
     python benchmarks/run.py thrust      # -> benchmarks/results/thrust-<platform>.json
     python benchmarks/run.py all         # every benchmark
     python benchmarks/run.py table       # markdown table of all results
+    python benchmarks/run.py shower-table  # the shower's table by mode, precision, threads, size
     python benchmarks/run.py --list      # names
 
 Each benchmark is a module `bench_NAME.py` here with `run() -> dict`; the harness
@@ -18,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import load_results, markdown_table, write_result  # noqa: E402
+from _harness import RESULTS, load_results, markdown_table, shower_table, write_result  # noqa: E402
 
 BENCHMARKS = {
     "thrust": "bench_thrust",
@@ -46,7 +47,7 @@ def run_one(name: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "name", nargs="?", choices=[*BENCHMARKS, "all", "table"], help="benchmark to run"
+        "name", nargs="?", choices=[*BENCHMARKS, "all", "table", "shower-table"], help="benchmark to run"
     )
     parser.add_argument("--list", action="store_true", help="list the benchmarks")
     args = parser.parse_args(argv)
@@ -57,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give a benchmark name, 'all' or 'table'")
     if args.name == "table":
         print(markdown_table(load_results()))
+        return 0
+    if args.name == "shower-table":
+        import json
+
+        for path in sorted(RESULTS.glob("shower-*.json")):
+            print(f"{path.name}:\n\n{shower_table(json.loads(path.read_text()))}\n")
         return 0
     for name in BENCHMARKS if args.name == "all" else [args.name]:
         run_one(name)

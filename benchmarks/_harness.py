@@ -251,27 +251,25 @@ def shower_table(result: dict[str, Any]) -> str:
     peer = result["pythia8"]
     peer_rate = {"shower": peer["next"]["events_per_s"]}
     peer_rate["shower+thrust"] = peer_rate["shower+thrust+jvp"] = peer["next+thrust"]["events_per_s"]
-    labels = {"all, 2 devices": "2 devices (shard_map)", "all": "1 device, 2 threads"}
+    cores = result["environment"].get("cpu_count")
+    labels = {"all, 2 devices": "2 devices (shard_map)", "all": f"1 device, {cores} threads"}
     rows = [
         "| precision | devices / threads | n | shower | shower+thrust | shower+thrust+d/dα_s | first call [s] |",
         "|---|---|---|---|---|---|---|",
     ]
     for worker in result["workers"]:
+        threads = labels.get(worker["threads"], worker["threads"])
+        if worker.get("platform", "cpu") != "cpu":
+            threads = f"1 {worker.get('device_kind', worker['platform'])}"
         by_n: dict[int, dict[str, dict]] = {}
         for e in worker["entries"]:
             by_n.setdefault(e["n_events"], {})[e["mode"]] = e
         for n, entries in sorted(by_n.items()):
-            def cell(mode):
-                e = entries.get(mode)
-                if e is None or "events_per_s" not in e:
-                    return "–"
-                return f"{e['events_per_s']:.3g} ({e['events_per_s'] / peer_rate[mode]:.3g}×)"
-
-            first = " / ".join(f"{entries[m]['first_call_s']:.0f}" if m in entries and "first_call_s" in entries[m] else "–" for m in modes)
-            size = _power_of_ten(n)
-            threads = labels.get(worker["threads"], worker["threads"])
-            if worker.get("platform", "cpu") != "cpu":
-                threads = f"1 {worker.get('device_kind', worker['platform'])}"
-            rows.append(f"| {worker['dtype']} | {threads} | {size} | {cell(modes[0])} | {cell(modes[1])} | {cell(modes[2])} | {first} |")
+            rates, firsts = [], []
+            for mode in modes:
+                e = entries.get(mode, {})
+                ok = "events_per_s" in e
+                rates.append(f"{e['events_per_s']:.3g} ({e['events_per_s'] / peer_rate[mode]:.3g}×)" if ok else "–")
+                firsts.append(f"{e['first_call_s']:.0f}" if ok else "–")
+            rows.append(f"| {worker['dtype']} | {threads} | {_power_of_ten(n)} | {' | '.join(rates)} | {' / '.join(firsts)} |")
     return "\n".join(rows)
-

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -60,8 +61,6 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown_table(load_results()))
         return 0
     if args.name == "shower-table":
-        import json
-
         for path in sorted(RESULTS.glob("shower-*.json")):
             print(f"{path.name}:\n\n{shower_table(json.loads(path.read_text()))}\n")
         return 0

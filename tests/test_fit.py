@@ -83,6 +83,45 @@ def test_cli_bad_arguments_one_line_exit_2(args, word, tmp_path):
     assert len(lines) == 1 and word in lines[0], r.stderr
 
 
+def test_cli_fit_to_an_events_file(tmp_path):
+    # `diffhep shower` writes weighted parton-level events with their settings;
+    # `fit-alphas --data FILE.npz` unweights them (accept/reject), takes the file's
+    # α_s as the truth and records the file. The same shower at the same α_s, so the
+    # fit must land within a few σ of it.
+    events = tmp_path / "ev.npz"
+    r = _cli("shower", "--events", "3000", "--seed", "5", "--out", str(events))
+    assert r.returncode == 0, r.stderr
+    assert "3000 events at alpha_s = 0.118" in r.stdout
+    from diffhep import io
+
+    _, meta = io.load_events(events)
+    assert meta["generator"] == "diffhep.shower" and meta["alpha_s"] == 0.118 and meta["seed"] == 5
+    out = tmp_path / "fit"
+    r = _cli("fit-alphas", "--data", str(events), "--mc-events", "3000", "--max-steps", "3", "--no-scan",
+             "--quiet", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    res = json.loads((out / "result.json").read_text())
+    src = res["events_file"]
+    assert res["truth_alpha_s"] == 0.118 and src["n_file"] == 3000
+    assert res["n_events"] == src["n_unweighted"] and 1000 < src["n_unweighted"] < 3000  # mean weight ≈ 0.6
+    assert abs(res["pull"]) < 4 and res["alpha_s_err"] > 0
+
+
+def test_cli_events_file_errors_are_one_line(tmp_path):
+    from diffhep import Events, io
+
+    rng = np.random.default_rng(0)
+    p3 = rng.normal(size=(1200, 3, 3))
+    p3 -= p3.mean(axis=1, keepdims=True)
+    p = np.concatenate([np.linalg.norm(p3, axis=-1, keepdims=True), p3], axis=-1)
+    io.save_events(tmp_path / "low.npz", Events(p))  # total energy ≈ 4 GeV, not 91.1876
+    io.save_events(tmp_path / "few.npz", Events(p[:10]))
+    for name, word in [("low.npz", "has total energy"), ("few.npz", "a fit needs >= 1000"), ("none.npz", "no such file")]:
+        r = _cli("fit-alphas", "--data", str(tmp_path / name), "--out", str(tmp_path / "out"))
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and word in lines[0], r.stderr
+
+
 def test_alpha_s_range_is_documented():
     lo, hi = shower.ALPHA_S_RANGE
     assert lo < 0.118 < hi

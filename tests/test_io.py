@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 
-from diffhep import io
+from diffhep import Events, io
 
 THRUST = "/REF/ALEPH_2004_S5765862/d54-x01-y01"
 C_PARAM = "/REF/ALEPH_2004_S5765862/d86-x01-y01"
@@ -170,3 +170,82 @@ def test_scatter_validation():
     gap = io.Scatter2D("/a", [1.0, 3.0], [0.5, 0.5], [0.5, 0.5], [1.0, 2.0], [0.1, 0.1], [0.1, 0.1])
     with pytest.raises(ValueError, match="contiguous"):
         gap.edges
+
+
+def _events(n=5, cap=4, seed=0):
+    """Small valid events: real particles first, zero padding, positive energies."""
+    rng = np.random.default_rng(seed)
+    mult = rng.integers(2, cap + 1, n)
+    mask = np.arange(cap)[None, :] < mult[:, None]
+    p3 = rng.normal(size=(n, cap, 3))
+    p = np.concatenate([np.linalg.norm(p3, axis=-1, keepdims=True), p3], axis=-1) * mask[..., None]
+    pdg = np.where(mask, 21, 0).astype(np.int32)
+    return Events(p, mask, pdg, rng.uniform(0.1, 1.0, n))
+
+
+def test_events_file_round_trip(tmp_path):
+    # Bit-exact arrays and metadata back; trailing unused slots dropped; the file is
+    # written atomically (nothing else left in the folder) and readable by others.
+    ev = _events(cap=6)
+    ev = Events(np.pad(np.asarray(ev.momenta), ((0, 0), (0, 3), (0, 0))), np.pad(np.asarray(ev.mask), ((0, 0), (0, 3))),
+                np.pad(np.asarray(ev.pdg), ((0, 0), (0, 3))), ev.weights)
+    path = tmp_path / "ev.npz"
+    io.save_events(path, ev, alpha_s=0.118, seed=7)
+    back, meta = io.load_events(path)
+    assert meta == {"format": io.EVENTS_FORMAT, "alpha_s": 0.118, "seed": 7}
+    width = int(np.flatnonzero(np.asarray(ev.mask).any(axis=0))[-1]) + 1
+    assert back.capacity == width < ev.capacity
+    for name in ("momenta", "mask", "pdg", "weights"):
+        np.testing.assert_array_equal(np.asarray(getattr(back, name)), np.asarray(getattr(ev, name))[:, :width]
+                                      if name != "weights" else np.asarray(ev.weights))
+    assert os.listdir(tmp_path) == ["ev.npz"]
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def _write_events(path, **changes):
+    ev = _events()
+    arrays = {"momenta": np.asarray(ev.momenta), "mask": np.asarray(ev.mask), "pdg": np.asarray(ev.pdg),
+              "weights": np.asarray(ev.weights), "metadata": np.array('{"format": "diffhep-events/1"}')}
+    arrays.update(changes)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return arrays
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: {"mask": None}, r"missing array\(s\) mask"),
+        (lambda a: {"momenta": a["momenta"][..., :3]}, r"momenta must be a float array \(n_events, capacity, 4\)"),
+        (lambda a: {"mask": a["mask"].astype(int)}, "mask must be a bool array"),
+        (lambda a: {"pdg": a["pdg"].astype(float)}, "pdg must be an integer array"),
+        (lambda a: {"weights": a["weights"][:-1]}, r"weights must be a float array \(5,\)"),
+        (lambda a: {"momenta": np.where(np.arange(5)[:, None, None] == 3, np.nan, a["momenta"])}, "event 3 has a momentum component that is NaN"),
+        (lambda a: {"weights": a["weights"] * np.array([1, 1, -1, 1, 1])}, "event 2 has a weight that is negative"),
+        (lambda a: {"momenta": a["momenta"] + (~a["mask"])[..., None] * 1.0}, "padding slot .* non-zero momentum"),
+        (lambda a: {"pdg": np.where(a["mask"], a["pdg"], 22)}, "padding slot .* non-zero PDG code"),
+        (lambda a: {"momenta": a["momenta"] * np.array([-1, 1, 1, 1])}, "event 0 has a particle with negative energy"),
+        (lambda a: {"metadata": np.array('{"format": "other/2"}')}, "metadata format is 'other/2'"),
+        (lambda a: {"metadata": np.array("not json")}, "metadata is not valid JSON"),
+        (lambda a: {"metadata": np.array([1, 2])}, "metadata must be a 0-d string array"),
+    ],
+)
+def test_events_file_rejects_malformed(tmp_path, change, message):
+    path = tmp_path / "bad.npz"
+    _write_events(path, **change(_write_events(tmp_path / "good.npz")))
+    io.load_events(tmp_path / "good.npz")
+    with pytest.raises(ValueError, match=message) as info:
+        io.load_events(path)
+    assert str(path) in str(info.value)
+
+
+def test_events_file_not_npz_or_pickled(tmp_path):
+    text = tmp_path / "events.npz"
+    text.write_text("E px py pz\n")
+    with pytest.raises(ValueError, match="not a NumPy .npz file"):
+        io.load_events(text)
+    pickled = tmp_path / "pickled.npz"
+    _write_events(pickled, metadata=np.array({"format": "diffhep-events/1"}, dtype=object))
+    with pytest.raises(ValueError, match="no pickled objects"):
+        io.load_events(pickled)
+    with pytest.raises(FileNotFoundError):
+        io.load_events(tmp_path / "missing.npz")

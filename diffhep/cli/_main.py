@@ -89,7 +89,8 @@ def fit_alphas_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     data: Optional[str] = typer.Option(
         None, "--data",
-        help="Real data: aleph-thrust-91, aleph-c-91, aleph-y23-91, aleph-91 (all three), or a .yoda file.",
+        help="Real data: aleph-thrust-91, aleph-c-91, aleph-y23-91, aleph-91 (all three), or a .yoda file; "
+        "or parton-level events at 91.1876 GeV in a .npz file (diffhep shower --out).",
     ),
     histogram: Optional[str] = typer.Option(None, "--histogram", help="YODA path of the table in a .yoda --data file."),
     sqrt_s: Optional[float] = typer.Option(None, "--sqrt-s", help="Centre-of-mass energy (GeV) of a .yoda --data table."),
@@ -132,6 +133,16 @@ def fit_alphas_cmd(
             f"{payload['alpha_s_err_hadronization']:.4f} (had.)  chi2/ndf = {payload['chi2_ndf']:.2f}  "
             f"range {payload['fit_variable']} in {payload['fit_range']} at {payload['sqrt_s']:g} GeV"
         )
+    elif data is not None and data.lower().endswith(".npz"):
+        if pythia:
+            raise ValueError("--data and --pythia exclude each other")
+        if not Path(data).is_file():
+            raise ValueError(f"--data {data}: no such file")
+        payload = run_fit_alphas(
+            out=out, truth_alpha_s=truth_alpha_s, events=events, mc_events=mc_events, seed=seed,
+            observables=observable or ["thrust"], max_steps=max_steps, scan=scan, progress=not quiet,
+            jumps=jumps, events_file=data,
+        )
     elif any(v is not None for v in yoda_only.values()):
         given = [k for k, v in yoda_only.items() if v is not None]
         raise ValueError(f"{', '.join(given)} can only be used with a .yoda --data file")
@@ -157,6 +168,26 @@ def fit_alphas_cmd(
         )
     typer.echo(summary(payload))
     typer.echo(f"wrote {out / 'result.json'} and plots")
+
+
+@app.command("shower")
+def shower_cmd(
+    out: Path = typer.Option(..., "--out", help="Events file to write (.npz; diffhep.io.load_events reads it)."),
+    events: int = typer.Option(100_000, "--events", help="Events to shower (>= 1)."),
+    alpha_s: float = typer.Option(0.118, "--alpha-s", help="alpha_s(MZ)."),
+    kt_min: float = typer.Option(0.5, "--kt-min", help="Shower cutoff in GeV."),
+    seed: int = typer.Option(1, "--seed", help="Random seed."),
+    x64: bool = X64,
+) -> None:
+    """Shower e+e- -> q qbar events at 91.1876 GeV (parton level, weighted) into a .npz file."""
+    if events < 1:
+        raise ValueError(f"--events must be >= 1, got {events}")
+    if out.suffix != ".npz":
+        raise ValueError(f"--out must name a .npz file, got {str(out)!r}")
+    use_float64(x64)
+    from ..shower._cli import run_shower
+
+    typer.echo(run_shower(out=out, events=events, alpha_s=alpha_s, kt_min=kt_min, seed=seed))
 
 
 @app.command("optimize-detector")

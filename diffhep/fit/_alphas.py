@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +45,7 @@ import numpy as np
 import optax
 
 from .. import shower
+from .._atomic import atomic_open
 from .._devices import device_label
 from ..shower import ALPHA_S_RANGE
 from ._template import OBSERVABLES, ShowerTemplate, event_shape, make_key, poisson_deviance
@@ -378,17 +377,9 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     """Write JSON via a temporary file in the same folder, then rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(_finite_or_null(payload), fh, indent=2, default=_jsonable, allow_nan=False)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; results are for reading
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as fh:
+        json.dump(_finite_or_null(payload), fh, indent=2, default=_jsonable, allow_nan=False)
+        fh.write("\n")
 
 
 def _finite_or_null(x):

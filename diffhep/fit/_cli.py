@@ -32,9 +32,12 @@ def run_fit_alphas(
     progress: bool = True,
     pythia: bool = False,
     jumps: bool = False,
+    events_file: str | None = None,
 ) -> dict:
     """Pseudo-data fit: shower `events` at the truth (or Pythia 8 parton-level events
-    with `pythia`), fit with an independent MC sample."""
+    with `pythia`, or the events of `events_file`, `diffhep.io.load_events`), fit with
+    an independent MC sample. A file written by `diffhep shower` names its α_s, which
+    becomes the truth; other files have none."""
     from .. import shower
 
     for o in observables:
@@ -53,7 +56,12 @@ def run_fit_alphas(
     targets, overflow = [], 0.0
     # The fit's templates also shower the pseudo-data (other keys): one compilation.
     templates = make_templates([(o, DEFAULT_EDGES[o]) for o in observables], n_mc, seed + 7919, jumps=jumps)
-    if pythia:
+    source = None
+    if events_file is not None:
+        targets, source = file_targets(events_file, observables, seed)
+        meta = source["metadata"]
+        truth_alpha_s = meta.get("alpha_s") if meta.get("generator") == "diffhep.shower" else None
+    elif pythia:
         targets = pythia_targets(observables, events, seed)
         truth_alpha_s = None
     else:
@@ -67,7 +75,11 @@ def run_fit_alphas(
     result.overflow_fraction = max(result.overflow_fraction, overflow)
     if truth_alpha_s is not None:
         result.extra["pull"] = (result.alpha_s - truth_alpha_s) / result.alpha_s_err_total
-    result.extra["data"] = "Pythia 8 parton level" if pythia else "pseudo-data (diffhep shower)"
+    if source is not None:
+        result.extra["data"] = f"events file {events_file}"
+        result.extra["events_file"] = source
+    else:
+        result.extra["data"] = "Pythia 8 parton level" if pythia else "pseudo-data (diffhep shower)"
     check_overflow(result.overflow_fraction)
     from ._plots import plot_fit
 
@@ -79,20 +91,55 @@ def run_fit_alphas(
 
 def pythia_targets(observables: list[str], events: int, seed: int) -> list[Target]:
     """Histograms of Pythia 8 parton-level events (e+e- → Z → q q̄, 91.1876 GeV)."""
+    from ._pythia import pythia_partons
+
+    p, mask = pythia_partons(events, seed)
+    return event_targets(observables, p, mask)
+
+
+def event_targets(observables: list[str], momenta, mask) -> list[Target]:
+    """Counts of each observable of unweighted events `(n, capacity, 4)` with `mask`
+    in the fit's default bins (`n` counts every event, also those out of range)."""
     import jax
 
     from .. import observables as obs
-    from ._pythia import pythia_partons
     from ._template import event_shape
 
-    p, mask = pythia_partons(events, seed)
-    buckets = obs.MultiplicityBuckets(mask)
+    buckets = obs.MultiplicityBuckets(np.asarray(mask))
     out = []
     for o in observables:
-        x = np.asarray(jax.jit(lambda pp, mm: buckets.apply(event_shape(o), pp, mm))(p, mask))
+        x = np.asarray(jax.jit(lambda pp, mm: buckets.apply(event_shape(o), pp, mm))(momenta, mask))
         counts, _ = np.histogram(x, DEFAULT_EDGES[o])
-        out.append(Target(o, DEFAULT_EDGES[o], counts=counts.astype(float), n_events=events))
+        out.append(Target(o, DEFAULT_EDGES[o], counts=counts.astype(float), n_events=int(np.shape(mask)[0])))
     return out
+
+
+def file_targets(path: str, observables: list[str], seed: int) -> tuple[list[Target], dict]:
+    """Targets from a parton-level events file (`diffhep.io.load_events`) at the
+    templates' √s; weighted events are unweighted first (accept/reject against the
+    largest weight, `seed`), as real data are counts. Returns the targets and a record
+    of the file for the result (its metadata and the events kept)."""
+    from .. import io, shower
+
+    events, meta = io.load_events(path)
+    w = np.asarray(events.weights, float)
+    if events.n_events < 1000:
+        raise ValueError(f"{path}: {events.n_events} events; a fit needs >= 1000")
+    sqrt_s = shower.DiscreteQCD().sqrt_s
+    energy = np.asarray(events.momenta[..., 0], float).sum(axis=1)
+    off = np.abs(energy / sqrt_s - 1) > 1e-6
+    if off.any():
+        i = int(np.argmax(off))
+        raise ValueError(
+            f"{path}: event {i} has total energy {energy[i]:.6g} GeV; the α_s templates shower "
+            f"e+e- at √s = {sqrt_s:g} GeV (fit other energies as a .yoda table with --sqrt-s)"
+        )
+    if w.max() <= 0:
+        raise ValueError(f"{path}: every event has weight 0")
+    keep = np.ones(len(w), bool) if np.all(w == w[0]) else np.random.default_rng(seed).random(len(w)) < w / w.max()
+    targets = event_targets(observables, np.asarray(events.momenta)[keep], np.asarray(events.mask)[keep])
+    record = {"file": str(path), "metadata": meta, "n_file": events.n_events, "n_unweighted": int(keep.sum())}
+    return targets, record
 
 
 def check_overflow(fraction: float) -> None:

@@ -23,12 +23,13 @@ import dataclasses
 import math
 import os
 import re
-import tempfile
 import types
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 import numpy.typing as npt
+
+from .._atomic import atomic_open
 
 _BEGIN = re.compile(r"^(#\s*)?BEGIN\s+YODA_([A-Z0-9]+)(?:_V(\d+))?(?:\s+(.*))?$")
 _END = re.compile(r"^(#\s*)?END\s+YODA_([A-Z0-9]+)(?:_V(\d+))?\s*$")
@@ -296,14 +297,5 @@ def write_yoda(path: str | os.PathLike, scatters: Mapping[str, Scatter2D] | Iter
         body.append("END YODA_SCATTER2D_V2")
         chunks.append("\n".join(body) + "\n")
     text = "\n".join(chunks)
-    target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_open(os.path.abspath(os.fspath(path))) as f:
+        f.write(text)

@@ -55,7 +55,9 @@ def save_events(path: str | os.PathLike, events: Events, **metadata: Any) -> Non
 
 def load_events(path: str | os.PathLike) -> tuple[Events, dict[str, Any]]:
     """Read a file written by `save_events` (or by anyone following the format above):
-    the `Events` (NumPy-backed, in the file's float precision) and the metadata dict."""
+    the `Events` and the metadata dict. The arrays become JAX arrays, so float64 files
+    keep their precision only with `jax_enable_x64` on (the `diffhep` commands turn
+    it on unless `--no-x64`)."""
     name = os.fspath(path)
     if os.path.exists(name) and not zipfile.is_zipfile(name):
         raise ValueError(f"{name}: not a NumPy .npz file (not a zip archive)")

@@ -116,9 +116,9 @@ def fit_alphas_cmd(
     from ..fit._cli import run_fit_alphas, run_fit_alphas_data, run_fit_alphas_yoda, summary
 
     yoda_only = {"--histogram": histogram, "--sqrt-s": sqrt_s, "--x-variable": x_variable, "--had-cache": had_cache}
+    if data is not None and pythia:
+        raise ValueError("--data and --pythia exclude each other")
     if data is not None and data.lower().endswith(".yoda"):
-        if pythia:
-            raise ValueError("--data and --pythia exclude each other")
         if observable is not None and len(observable) > 1:
             raise ValueError(f"--observable is given {len(observable)} times; a .yoda --histogram is one observable")
         payload = run_fit_alphas_yoda(
@@ -134,8 +134,6 @@ def fit_alphas_cmd(
             f"range {payload['fit_variable']} in {payload['fit_range']} at {payload['sqrt_s']:g} GeV"
         )
     elif data is not None and data.lower().endswith(".npz"):
-        if pythia:
-            raise ValueError("--data and --pythia exclude each other")
         if not Path(data).is_file():
             raise ValueError(f"--data {data}: no such file")
         payload = run_fit_alphas(
@@ -147,8 +145,6 @@ def fit_alphas_cmd(
         given = [k for k, v in yoda_only.items() if v is not None]
         raise ValueError(f"{', '.join(given)} can only be used with a .yoda --data file")
     elif data is not None:
-        if pythia:
-            raise ValueError("--data and --pythia exclude each other")
         given = observable
         payload = run_fit_alphas_data(
             out=out, data=data, observables=given, mc_events=mc_events or events, seed=seed,

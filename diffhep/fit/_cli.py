@@ -36,8 +36,8 @@ def run_fit_alphas(
 ) -> dict:
     """Pseudo-data fit: shower `events` at the truth (or Pythia 8 parton-level events
     with `pythia`, or the events of `events_file`, `diffhep.io.load_events`), fit with
-    an independent MC sample. A file written by `diffhep shower` names its α_s, which
-    becomes the truth; other files have none."""
+    an independent MC sample. A file written by `diffhep shower` with the templates'
+    cutoff names its α_s, which becomes the truth; other files have none."""
     from .. import shower
 
     for o in observables:
@@ -60,7 +60,9 @@ def run_fit_alphas(
     if events_file is not None:
         targets, source = file_targets(events_file, observables, seed)
         meta = source["metadata"]
-        truth_alpha_s = meta.get("alpha_s") if meta.get("generator") == "diffhep.shower" else None
+        # A truth only where the file's shower is the templates' model at another α_s.
+        same_model = meta.get("generator") == "diffhep.shower" and meta.get("kt_min") == float(shower.DiscreteQCD().kt_min)
+        truth_alpha_s = meta.get("alpha_s") if same_model else None
     elif pythia:
         targets = pythia_targets(observables, events, seed)
         truth_alpha_s = None

@@ -45,5 +45,7 @@ def massless(p3: np.ndarray) -> np.ndarray:
 def cpu_devices_env(n: int) -> dict[str, str]:
     """The environment of a subprocess with `n` XLA CPU devices, keeping this run's
     other `XLA_FLAGS` (the optimisation level above)."""
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={int(n)}"
+    from diffhep._devices import _FLAG  # the device-count flag the `diffhep` command sets
+
+    flags = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}={int(n)}"
     return dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")

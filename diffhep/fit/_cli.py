@@ -58,10 +58,11 @@ def run_fit_alphas(
     templates = make_templates([(o, DEFAULT_EDGES[o]) for o in observables], n_mc, seed + 7919, jumps=jumps)
     source = None
     if events_file is not None:
-        targets, source = file_targets(events_file, observables, seed)
+        base = templates[0].base
+        targets, source = file_targets(events_file, observables, seed, float(base.sqrt_s))
         meta = source["metadata"]
         # A truth only where the file's shower is the templates' model at another α_s.
-        same_model = meta.get("generator") == "diffhep.shower" and meta.get("kt_min") == float(shower.DiscreteQCD().kt_min)
+        same_model = meta.get("generator") == "diffhep.shower" and meta.get("kt_min") == float(base.kt_min)
         truth_alpha_s = meta.get("alpha_s") if same_model else None
     elif pythia:
         targets = pythia_targets(observables, events, seed)
@@ -116,19 +117,18 @@ def event_targets(observables: list[str], momenta, mask) -> list[Target]:
     return out
 
 
-def file_targets(path: str, observables: list[str], seed: int) -> tuple[list[Target], dict]:
+def file_targets(path: str, observables: list[str], seed: int, sqrt_s: float) -> tuple[list[Target], dict]:
     """Targets from a parton-level events file (`diffhep.io.load_events`) at the
-    templates' √s; weighted events are unweighted first (accept/reject against the
-    largest weight, `seed`), as real data are counts. Returns the targets and a record
-    of the file for the result (its metadata and the events kept)."""
-    from .. import io, shower
+    templates' `sqrt_s` (GeV); weighted events are unweighted first (accept/reject
+    against the largest weight, `seed`), as real data are counts. Returns the targets
+    and a record of the file for the result (its metadata and the events kept)."""
+    from .. import io
 
     events, meta = io.load_events(path)
-    w = np.asarray(events.weights, float)
+    p, mask, w = (np.asarray(x) for x in (events.momenta, events.mask, events.weights))
     if events.n_events < 1000:
         raise ValueError(f"{path}: {events.n_events} events; a fit needs >= 1000")
-    sqrt_s = shower.DiscreteQCD().sqrt_s
-    energy = np.asarray(events.momenta[..., 0], float).sum(axis=1)
+    energy = p[..., 0].sum(axis=1)
     off = np.abs(energy / sqrt_s - 1) > 1e-6
     if off.any():
         i = int(np.argmax(off))
@@ -139,7 +139,7 @@ def file_targets(path: str, observables: list[str], seed: int) -> tuple[list[Tar
     if w.max() <= 0:
         raise ValueError(f"{path}: every event has weight 0")
     keep = np.ones(len(w), bool) if np.all(w == w[0]) else np.random.default_rng(seed).random(len(w)) < w / w.max()
-    targets = event_targets(observables, np.asarray(events.momenta)[keep], np.asarray(events.mask)[keep])
+    targets = event_targets(observables, p[keep], mask[keep])
     record = {"file": str(path), "metadata": meta, "n_file": events.n_events, "n_unweighted": int(keep.sum())}
     return targets, record
 

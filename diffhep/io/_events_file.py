@@ -63,21 +63,14 @@ def load_events(path: str | os.PathLike) -> tuple[Events, dict[str, Any]]:
         raise ValueError(f"{name}: not a NumPy .npz file (not a zip archive)")
     try:
         with np.load(name, allow_pickle=False) as npz:
-            missing = [k for k in _ARRAYS if k not in npz.files]
-            if missing:
-                raise ValueError(
-                    f"{name}: missing array(s) {', '.join(missing)}; a diffhep events file holds {', '.join(_ARRAYS)}"
-                )
-            arrays = {k: npz[k] for k in _ARRAYS}
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
+            arrays = {k: npz[k] for k in _ARRAYS if k in npz.files}
+    except zipfile.BadZipFile as exc:
         raise ValueError(f"{name}: not a NumPy .npz file ({exc})") from None
-    except ValueError as exc:
-        if str(exc).startswith(name):
-            raise
-        # np.load refuses object arrays (pickles) with a ValueError of its own.
+    except ValueError as exc:  # np.load refuses object arrays (pickles) with a ValueError
         raise ValueError(f"{name}: unreadable array ({exc}); the format has no pickled objects") from None
+    missing = [k for k in _ARRAYS if k not in arrays]
+    if missing:
+        raise ValueError(f"{name}: missing array(s) {', '.join(missing)}; a diffhep events file holds {', '.join(_ARRAYS)}")
     meta = _metadata(name, arrays["metadata"])
     p, mask, pdg, w = (arrays[k] for k in ("momenta", "mask", "pdg", "weights"))
     if p.ndim != 3 or p.shape[-1] != 4 or not np.issubdtype(p.dtype, np.floating):

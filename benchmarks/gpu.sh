@@ -53,6 +53,11 @@ for part in $parts; do
     target) timeout 240 python3 benchmarks/bench_shower.py --sizes 4000000 --dtypes float32 --no-cpu-devices \
               --no-single-thread --no-peer --peer-from benchmarks/results/shower-cpu.json \
               --modes shower,shower+thrust --repeats 3 --repeats-large 3 --out "$out" ;;
+    # The same at 8e6 events (float32 takes ~1 KB of momenta per event: ~8 GB), in a
+    # folder of its own; a failure to fit is recorded in its JSON.
+    target8) timeout 150 python3 benchmarks/bench_shower.py --sizes 8000000 --dtypes float32 --no-cpu-devices \
+              --no-single-thread --no-peer --peer-from benchmarks/results/shower-cpu.json \
+              --modes shower,shower+thrust --repeats 3 --repeats-large 3 --out "$out/n8m" ;;
     # The cascade's work-queue steps per test of its loop condition (WorkSizes.cascade_unroll
     # 1, 4, 8) and its uniforms in a branch (the CPU's form) instead of behind a barrier,
     # float32, the cascade phase alone.

@@ -2,7 +2,7 @@
 # GPU benchmarks in one go, for a lent GPU machine (no install: its python3 has jax,
 # equinox, optax, typer, tqdm; pythia8mc is missing, so the shower's peer figures are
 # the CPU result's). Usage, from the repository root, with the PDF grid copied to .gpu/:
-#   bash benchmarks/gpu.sh OUTDIR [shower|target|me|me-rows|mtop|profile|sweep32|unroll32|tune|jumps ...]
+#   bash benchmarks/gpu.sh OUTDIR [shower|target|target8|me|me-rows|mtop|profile|sweep32|unroll32|tune|jumps|tests ...]
 # SHOWER_N (default 2000000) sets the shower's event count, for a quick check elsewhere.
 # Time on an H100: shower ~400 s (six compiles of 35-60 s), me ~330 s (g g > t t~ g g value+grad compiles for 130 s),
 # mtop ~180 s, profile ~60 s: more than one 10-minute call, so name the parts. me-rows
@@ -59,12 +59,20 @@ for part in $parts; do
               --no-single-thread --no-peer --peer-from benchmarks/results/shower-cpu.json \
               --modes shower,shower+thrust --repeats 3 --repeats-large 3 --out "$out/n8m" ;;
     # The cascade's work-queue steps per test of its loop condition (WorkSizes.cascade_unroll
-    # 1, 4, 8) and its uniforms in a branch (the CPU's form) instead of behind a barrier,
-    # float32, the cascade phase alone.
+    # 1, 4, 8), float32, the cascade phase alone.
     unroll32) timeout 200 python3 benchmarks/profile_shower.py --events "$n" --float32 --sweep unroll --repeats 3 --out "$out" ;;
     # float32 phases and the A/Bs of the accelerator's loop choices against the CPU's:
     # slot tiers, skipped steps, thrust bucket sizes (each re-traced: ~60 s apiece).
     sweep32) timeout 400 python3 benchmarks/profile_shower.py --events "$n" --float32 --sweep tiers,skip,buckets --repeats 3 --out "$out" ;;
+    # The GPU-sensitive tests (float64 to 1e-12 against MadGraph, conservation, the work
+    # queue, buckets, devices): the image has pytest, xdist and chex but not beartype, so
+    # the jaxtyping hook is off; four workers share the card without preallocating. The
+    # log is verbose, one line per test as it ends, so a run cut at its time limit still
+    # names its failures (stop 23 lost two failures' names to a quiet log cut so).
+    tests) XLA_PYTHON_CLIENT_PREALLOCATE=false timeout 500 python3 -m pytest -v -p no:cacheprovider -p no:benchmark \
+             -o addopts="" -m "not slow" -rf -n 4 --junitxml="$out/junit.xml" \
+             tests/test_shower.py tests/test_me.py tests/test_buckets.py tests/test_devices.py > "$out/pytest.log" 2>&1
+           grep -E "FAILED|ERROR|passed|failed" "$out/pytest.log" | tail -40 ;;
     # The jump partners' cost against realize's JVP (H100, stop 19: 3.7x at 10^6).
     jumps) timeout 150 python3 benchmarks/run.py jumps && cp benchmarks/results/jumps-gpu.json "$out/" ;;
     mtop) timeout 180 python3 benchmarks/bench_mtop.py --pdf .gpu/NNPDF31_lo_as_0118_0000.dat --out "$out" ;;

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--float32", action="store_true")
     ap.add_argument(
         "--sweep", nargs="?", const="sizes,tiers,skip,buckets,unroll", default="",
-        help="comma list of what to re-time: sizes (batch sizes), tiers (slot tiers), skip (skipped steps), buckets (thrust bucket sizes), unroll (cascade steps per loop test, and its uniforms' branch or barrier); bare: all",
+        help="comma list of what to re-time: sizes (batch sizes), tiers (slot tiers), skip (skipped steps), buckets (thrust bucket sizes), unroll (cascade steps per loop test); bare: all",
     )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None)
@@ -157,10 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         settings += [({"emission_tiers": t}, {"steps", "realize"}) for t in tiers if t != ws.emission_tiers]
     if "skip" in sweep:  # whether loops stop at each chunk's busiest event
         settings.append(({"skip_steps": not ws.skip_steps}, {"steps", "realize"}))
-    if "unroll" in sweep:  # work-queue steps of the cascade per test of its loop condition,
-        # and its uniforms in a branch instead of behind a barrier (or the reverse)
+    if "unroll" in sweep:  # work-queue steps of the cascade per test of its loop condition
         settings += [({"cascade_unroll": u}, {"structures"}) for u in (1, 4, 8) if u != ws.cascade_unroll]
-        settings.append(({"cascade_branch": not ws.cascade_branch}, {"structures"}))
     if "buckets" in sweep:  # the thrust buckets of the other backend's sizes
         other = _devices._CPU_SIZES if jax.default_backend() != "cpu" else _devices._ACCELERATOR_SIZES
         settings.append(({"bucket_sizes": other.bucket_sizes}, {"thrust"}))

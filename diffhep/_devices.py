@@ -69,11 +69,6 @@ class WorkSizes(NamedTuple):
     cascade_unroll: int
     """Work-queue steps of `shower.cascade_structures` per test of its loop condition
     (each test is a device-to-host copy on an accelerator)."""
-    cascade_branch: bool
-    """Whether `shower.cascade_structures` computes each step's uniforms in an
-    always-taken `lax.cond` (a CPU core: 7 % faster than an optimisation barrier) or behind
-    an optimisation barrier (an accelerator copies every `lax.cond` predicate to the
-    host). Either keeps XLA from fusing the hash into each of its three consumers."""
     steps_batch: int
     """Events per `lax.map` step of the shower's colour ordering."""
     realize_chunk: int
@@ -116,12 +111,6 @@ class WorkSizes(NamedTuple):
 _CPU_SIZES = WorkSizes(
     cascade_lanes=1024,
     cascade_unroll=1,
-    # 10⁵ events (2026-11-27, branch and barrier in alternation), structures: one
-    # pinned core 1.25/1.25/1.29 s with the branch, 1.35/1.34/1.38 s with the barrier
-    # (also behind a second barrier on its inputs: 1.35/1.34 s); both cores as two
-    # devices (the `diffhep` command) 0.64/0.62 vs 0.67/0.69 s. Only one device with
-    # two threads prefers the barrier, 0.96/0.97 vs 0.91/0.91 s.
-    cascade_branch=True,
     steps_batch=1024,
     realize_chunk=512,
     me_lanes=2**14,
@@ -140,11 +129,10 @@ _CPU_SIZES = WorkSizes(
 _ACCELERATOR_SIZES = WorkSizes(
     cascade_lanes=2**17,
     # H100, float32, 2·10⁶ events: ≈ 170 steps of 2¹⁷ lanes take 44 ms; 2¹⁹ lanes (≈ 64
-    # steps) also 44 ms, so a step costs ≈ 0.12 ms + 1.1 ns per lane, and the device sat
-    # idle for a third of the layout. Unrolled 4×, ≈ 42 of the 170 predicates reach
-    # the host (unmeasured on a GPU so far; `profile_shower.py --sweep unroll`).
+    # steps) also 44 ms, so a step costs ≈ 0.12 ms + 1.1 ns per lane. Steps per test of
+    # the loop condition (stop 23, `profile_shower.py --sweep unroll`): 1, 4, 8 took
+    # 45.1, 44.1, 44.5 ms, so the per-step cost is kernel launches, not predicate syncs.
     cascade_unroll=4,
-    cascade_branch=False,
     steps_batch=2**16,
     realize_chunk=2**18,
     me_lanes=2**22,

@@ -942,8 +942,8 @@ def test_corner_root_precision_and_derivative():
     np.testing.assert_allclose(moved, np.asarray(_solve_corner(jnp.asarray(c * (1 + 1e-6)))), rtol=1e-11)
 
 
-@pytest.mark.parametrize(("alpha_s", "unroll", "branch"), [(0.08, 1, True), (0.2, 3, False)])
-def test_work_queue_cascade_equals_per_event_kernel(alpha_s, unroll, branch, monkeypatch):
+@pytest.mark.parametrize(("alpha_s", "unroll"), [(0.08, 1), (0.2, 3)])
+def test_work_queue_cascade_equals_per_event_kernel(alpha_s, unroll, monkeypatch):
     """`cascade_structures` (64 lanes that take the next event when theirs is done)
     gives every event the structure of the per-event kernel `cascade_structure` (one
     lane, one event) under `vmap`: the
@@ -951,12 +951,11 @@ def test_work_queue_cascade_equals_per_event_kernel(alpha_s, unroll, branch, mon
     (round-off differs with op fusion; measured 3e-13). 64 lanes for 300 events
     refill each lane ≈ 5 times. So also with the queue's steps unrolled 3× per test
     of its condition (an accelerator's `WorkSizes.cascade_unroll`), where up to two
-    steps run after the queue is empty and must change nothing, and with the
-    accelerator's uniforms behind an optimisation barrier instead of a branch."""
+    steps run after the queue is empty and must change nothing."""
     from diffhep import _devices
     from diffhep.shower._cascade import cascade_structure, cascade_structures
 
-    sizes = _devices._CPU_SIZES._replace(cascade_unroll=unroll, cascade_branch=branch)
+    sizes = _devices._CPU_SIZES._replace(cascade_unroll=unroll)
     monkeypatch.setattr(_devices, "_CPU_SIZES", sizes)
     m = model(alpha_s)
     keys = jr.split(jr.key(77), 300)

@@ -49,3 +49,13 @@ def cpu_devices_env(n: int) -> dict[str, str]:
 
     flags = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}={int(n)}"
     return dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
+
+
+def pin_work_sizes(monkeypatch, sizes) -> None:
+    """Make `diffhep._devices.work_sizes()` return `sizes` on every backend (it is read
+    at trace time, so the caller clears JAX's caches), so that a test of one backend's
+    loop choices means the same on a CPU and on a GPU."""
+    from diffhep import _devices
+
+    monkeypatch.setattr(_devices, "_CPU_SIZES", sizes)
+    monkeypatch.setattr(_devices, "_ACCELERATOR_SIZES", sizes)

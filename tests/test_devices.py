@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -165,7 +166,9 @@ def test_work_sizes_per_backend(monkeypatch):
     from diffhep import _devices
     from diffhep.observables import thrust
 
-    assert _devices.work_sizes() == _devices._CPU_SIZES  # the tests run on the CPU
+    on_cpu = jax.default_backend() == "cpu"
+    assert _devices.work_sizes() == (_devices._CPU_SIZES if on_cpu else _devices._ACCELERATOR_SIZES)
+    monkeypatch.setattr(_devices, "work_sizes", lambda: _devices._CPU_SIZES)  # also on a GPU
     assert _devices.observable_chunk(512, 24) == 512
     assert _devices.observable_chunk(512, 8, 2**16) == 128
     assert _devices.observable_chunk(512, 12, 2**16) == 32  # 2¹⁶ / 12³ = 37.9

@@ -22,6 +22,7 @@ import pytest
 from scipy.special import ndtr
 
 from diffhep import observables, shower
+from conftest import pin_work_sizes
 
 SQRT_S = shower.MZ
 C_F = 4.0 / 3.0
@@ -955,8 +956,7 @@ def test_work_queue_cascade_equals_per_event_kernel(alpha_s, unroll, monkeypatch
     from diffhep import _devices
     from diffhep.shower._cascade import cascade_structure, cascade_structures
 
-    sizes = _devices._CPU_SIZES._replace(cascade_unroll=unroll)
-    monkeypatch.setattr(_devices, "_CPU_SIZES", sizes)
+    pin_work_sizes(monkeypatch, _devices._CPU_SIZES._replace(cascade_unroll=unroll))  # fresh jit below
     m = model(alpha_s)
     keys = jr.split(jr.key(77), 300)
     queue = jax.jit(lambda k: cascade_structures(k, m, lanes=64))(keys)
@@ -1003,12 +1003,14 @@ def test_accelerator_loops_give_the_same_events(monkeypatch):
 
         return jax.tree.map(np.asarray, jax.jvp(fn, (m.alpha_s,), (jnp.ones_like(m.alpha_s),)))
 
-    lay = shower.layout(jr.key(77), m, 1024)
-    (p_cpu, w_cpu), (dp_cpu, dw_cpu) = realize_jvp(lay)
-    gpu_like = _devices._CPU_SIZES._replace(emission_tiers=(8,), skip_steps=False)
-    monkeypatch.setattr(_devices, "_CPU_SIZES", gpu_like)
-    jax.clear_caches()  # read at trace time
+    cpu = _devices._CPU_SIZES
     try:
+        pin_work_sizes(monkeypatch, cpu)  # also on a GPU, whose own choices these are not
+        jax.clear_caches()  # read at trace time
+        lay = shower.layout(jr.key(77), m, 1024)
+        (p_cpu, w_cpu), (dp_cpu, dw_cpu) = realize_jvp(lay)
+        pin_work_sizes(monkeypatch, cpu._replace(emission_tiers=(8,), skip_steps=False))
+        jax.clear_caches()
         lay_gpu = shower.layout(jr.key(77), m, 1024)
         (p_gpu, w_gpu), (dp_gpu, dw_gpu) = realize_jvp(lay_gpu)
     finally:

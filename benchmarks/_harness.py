@@ -212,9 +212,9 @@ def load_results() -> list[dict[str, Any]]:
 def markdown_table(results: list[dict[str, Any]]) -> str:
     """One row per result: our throughput, the peer's, and the ratio."""
     rows = [
-        "| benchmark | device | diffhep [events/s] | compile ≈ first − steady [s] "
+        "| benchmark | what (the headline row) | device | diffhep [events/s] | compile ≈ first − steady [s] "
         "| peer | peer [events/s] | diffhep / peer | date |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         env, s = r["environment"], r["summary"]
@@ -224,7 +224,7 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
         peer_rate = "–" if s["peer_events_per_s"] is None else f"{s['peer_events_per_s']:.3g}"
         ratio = "–" if s["ratio"] is None else f"{s['ratio']:.3g}"
         rows.append(
-            f"| {r['benchmark']} | {device} | {s['diffhep_events_per_s']:.3g} "
+            f"| {r['benchmark']} | {s.get('diffhep_headline', '–')} | {device} | {s['diffhep_events_per_s']:.3g} "
             f"| {s['diffhep_compile_s']:.2f} | {s['peer']} | {peer_rate} | {ratio} | {env['date'][:10]} |"
         )
     return "\n".join(rows)

@@ -26,6 +26,23 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--accelerator-sizes",
+        action="store_true",
+        help="run on the CPU with an accelerator's loop choices (`diffhep._devices.WorkSizes`: slot tiers, "
+        "static trip counts, GPU-sized batches), to find what a GPU run would trip on without one; slow",
+    )
+
+
+def pytest_sessionstart(session):
+    # Here, not at import: diffhep must be imported after jaxtyping's import hook.
+    if session.config.getoption("--accelerator-sizes"):
+        from diffhep import _devices
+
+        _devices._CPU_SIZES = _devices._ACCELERATOR_SIZES
+
+
 @pytest.fixture
 def key():
     return jr.key(20261125)

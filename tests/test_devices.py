@@ -158,7 +158,7 @@ def test_buckets_shard_errors():
         b.apply(lambda p, m: jnp.sum(p[..., 0], axis=-1), jnp.ones((10, 4, 4)), mask)
 
 
-def test_work_sizes_per_backend(monkeypatch):
+def test_work_sizes_per_backend(monkeypatch, request):
     # The CPU keeps the chunk sizes the kernels were tuned with, cut for O(n³) kernels
     # to ≤ cache_elements / n³ events (a power of two, at least 8); an accelerator
     # takes 32x larger event-shape steps, capped at ≈ 2²⁸ elements of O(n³)
@@ -166,6 +166,8 @@ def test_work_sizes_per_backend(monkeypatch):
     from diffhep import _devices
     from diffhep.observables import thrust
 
+    if request.config.getoption("--accelerator-sizes"):
+        pytest.skip("--accelerator-sizes replaces the CPU's sizes")
     on_cpu = jax.default_backend() == "cpu"
     assert _devices.work_sizes() == (_devices._CPU_SIZES if on_cpu else _devices._ACCELERATOR_SIZES)
     monkeypatch.setattr(_devices, "work_sizes", lambda: _devices._CPU_SIZES)  # also on a GPU

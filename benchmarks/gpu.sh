@@ -70,7 +70,7 @@ for part in $parts; do
     # log is verbose, one line per test as it ends, so a run cut at its time limit still
     # names its failures (stop 23 lost two failures' names to a quiet log cut so).
     tests) XLA_PYTHON_CLIENT_PREALLOCATE=false timeout 500 python3 -m pytest -v -p no:cacheprovider -p no:benchmark \
-             -o addopts="" -m "not slow" -rf -n 4 --junitxml="$out/junit.xml" \
+             -o addopts="" -m "not slow" -rf -n 4 \
              tests/test_shower.py tests/test_me.py tests/test_buckets.py tests/test_devices.py > "$out/pytest.log" 2>&1
            grep -E "FAILED|ERROR|passed|failed" "$out/pytest.log" | tail -40 ;;
     # The jump partners' cost against realize's JVP (H100, stop 19: 3.7x at 10^6).

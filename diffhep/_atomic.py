@@ -13,10 +13,11 @@ from typing import IO, Any
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temporary file next to `path` (same folder, so the rename stays on one
-    file system) for writing; when the block ends, move it into place with
-    `os.replace`. On an exception the temporary file is removed and `path` is left as
-    it was."""
+    file system; the folder is created if missing) for writing; when the block ends,
+    move it into place with `os.replace`. On an exception the temporary file is removed
+    and `path` is left as it was."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, mode) as fh:

@@ -185,11 +185,12 @@ def _events(n=5, cap=4, seed=0):
 
 def test_events_file_round_trip(tmp_path):
     # Bit-exact arrays and metadata back; trailing unused slots dropped; the file is
-    # written atomically (nothing else left in the folder) and readable by others.
+    # written atomically (nothing else left in the folder, which the writer creates) and
+    # readable by others.
     ev = _events(cap=6)
     ev = Events(np.pad(np.asarray(ev.momenta), ((0, 0), (0, 3), (0, 0))), np.pad(np.asarray(ev.mask), ((0, 0), (0, 3))),
                 np.pad(np.asarray(ev.pdg), ((0, 0), (0, 3))), ev.weights)
-    path = tmp_path / "ev.npz"
+    path = tmp_path / "run" / "ev.npz"
     io.save_events(path, ev, alpha_s=0.118, seed=7)
     back, meta = io.load_events(path)
     assert meta == {"format": io.EVENTS_FORMAT, "alpha_s": 0.118, "seed": 7}
@@ -198,7 +199,7 @@ def test_events_file_round_trip(tmp_path):
     for name in ("momenta", "mask", "pdg", "weights"):
         np.testing.assert_array_equal(np.asarray(getattr(back, name)), np.asarray(getattr(ev, name))[:, :width]
                                       if name != "weights" else np.asarray(ev.weights))
-    assert os.listdir(tmp_path) == ["ev.npz"]
+    assert os.listdir(path.parent) == ["ev.npz"]
     assert path.stat().st_mode & 0o777 == 0o644
 
 

@@ -375,8 +375,6 @@ def pseudo_data(
 
 def write_json_atomic(path: Path, payload: dict) -> None:
     """Write JSON via a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path) as fh:
         json.dump(_finite_or_null(payload), fh, indent=2, default=_jsonable, allow_nan=False)
         fh.write("\n")

@@ -36,8 +36,9 @@ _ARRAYS = ("momenta", "mask", "pdg", "weights", "metadata")
 
 def save_events(path: str | os.PathLike, events: Events, **metadata: Any) -> None:
     """Write `events` and JSON-serialisable `metadata` to the `.npz` file `path`,
-    atomically (a temporary file in the same folder, then a rename). Trailing slots
-    that no event uses are dropped, so the file's capacity is the largest multiplicity."""
+    atomically (a temporary file in the same folder, created if missing, then a
+    rename). Trailing slots that no event uses are dropped, so the file's capacity is
+    the largest multiplicity."""
     mask = np.asarray(events.mask)
     used = np.flatnonzero(mask.any(axis=0))
     width = int(used[-1]) + 1 if used.size else 0

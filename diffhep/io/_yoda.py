@@ -297,5 +297,5 @@ def write_yoda(path: str | os.PathLike, scatters: Mapping[str, Scatter2D] | Iter
         body.append("END YODA_SCATTER2D_V2")
         chunks.append("\n".join(body) + "\n")
     text = "\n".join(chunks)
-    with atomic_open(os.path.abspath(os.fspath(path))) as f:
+    with atomic_open(path) as f:
         f.write(text)

@@ -18,8 +18,6 @@ def run_shower(*, out: Path, events: int, alpha_s: float, kt_min: float, seed: i
 
     model = DiscreteQCD(alpha_s=alpha_s, kt_min=kt_min)  # validates the ranges
     ev = sample(jax.random.key(seed), model, events)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     io.save_events(
         out, ev, generator="diffhep.shower", diffhep_version=__version__, level="parton", alpha_s=alpha_s,
         kt_min=kt_min, sqrt_s=float(model.sqrt_s), seed=seed, n_events=events, weighted=True,
